@@ -1,0 +1,92 @@
+//! Connecting, and the reconnecting session loop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_runtime::Readiness;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Connection, ConnectionProperties};
+use prometheus::IntCounter;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::AmqpError;
+
+/// Opens a connection on the tokio runtime, named for the broker's UI.
+pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
+    let properties = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio)
+        .with_connection_name(name.to_string().into());
+    Ok(Connection::connect(url, properties).await?)
+}
+
+/// What a reconnecting consumer needs besides its own work.
+#[derive(Clone)]
+pub struct SessionContext {
+    /// Broker URL.
+    pub url: String,
+    /// Connection name shown in RabbitMQ.
+    pub name: String,
+    /// Pause between reconnection attempts.
+    pub reconnect_delay: Duration,
+    /// `amqp` is set up or down here.
+    pub readiness: Readiness,
+    /// Counts reconnections (`hookline_amqp_reconnects_total`).
+    pub reconnects: IntCounter,
+    /// Stops the loop.
+    pub token: CancellationToken,
+}
+
+/// Runs `session` on a fresh connection, again and again, until the token is
+/// cancelled. A session returns when its connection fails (its consumer
+/// stream ends) or when it has drained after cancellation; unacked messages
+/// of a dead connection are redelivered by the broker, so nothing is lost by
+/// starting over.
+pub async fn supervise<F, Fut>(ctx: SessionContext, mut session: F)
+where
+    F: FnMut(Arc<Connection>) -> Fut,
+    Fut: Future<Output = Result<(), AmqpError>>,
+{
+    let mut first = true;
+    while !ctx.token.is_cancelled() {
+        if !first {
+            ctx.reconnects.inc();
+        }
+        first = false;
+        match connect(&ctx.url, &ctx.name).await {
+            Ok(connection) => {
+                let connection = Arc::new(connection);
+                let result = session(connection.clone()).await;
+                ctx.readiness.set("amqp", false);
+                let _ = connection.close(200, "session over").await;
+                match result {
+                    Ok(()) if ctx.token.is_cancelled() => break,
+                    Ok(()) => {
+                        tracing::warn!(connection = %ctx.name, "broker session ended; reconnecting")
+                    }
+                    Err(error) => {
+                        tracing::warn!(connection = %ctx.name, %error, "broker session failed; reconnecting")
+                    }
+                }
+            }
+            Err(error) => {
+                ctx.readiness.set("amqp", false);
+                tracing::warn!(connection = %ctx.name, %error, "cannot connect to the broker; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ctx.reconnect_delay) => {}
+            _ = ctx.token.cancelled() => break,
+        }
+    }
+}
+
+/// A string header of a message, if present.
+pub fn header_str<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a str> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}

@@ -1,0 +1,18 @@
+//! Hookline's AMQP discipline in one place: the names, the one topology
+//! declaration, confirmed publishing with a bounded window, and the
+//! reconnecting session loop every consumer runs in.
+
+pub mod connect;
+pub mod error;
+pub mod names;
+pub mod publisher;
+pub mod shared;
+pub mod topology;
+
+pub use connect::{connect, header_str, supervise, SessionContext};
+pub use error::AmqpError;
+pub use publisher::{ConfirmedPublisher, PendingConfirm};
+pub use shared::{SharedPublisher, SharedPublisherConfig};
+pub use topology::{declare, Topology};
+
+pub use lapin;

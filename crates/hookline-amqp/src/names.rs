@@ -1,0 +1,38 @@
+//! Exchange and queue names. The contract fixes `hookline.events`,
+//! `hookline.events.invalid`, `hookline.deliveries.dead` and
+//! `hookline.outcomes`; the rest are Hookline's own.
+
+use std::time::Duration;
+
+/// Topic exchange producers publish events to (routing key = event type).
+pub const EVENTS_EXCHANGE: &str = "hookline.events";
+/// Queue fanout consumes; bound to `hookline.events` with `#`.
+pub const EVENTS_QUEUE: &str = "hookline.events.fanout";
+/// Events that failed validation, with `x-hookline-error`.
+pub const INVALID_QUEUE: &str = "hookline.events.invalid";
+/// First attempts of delivery tasks.
+pub const DELIVERIES_QUEUE: &str = "hookline.deliveries";
+/// Tasks coming back from the wait queues; consumed separately so a retry
+/// storm cannot starve first attempts.
+pub const RETRY_QUEUE: &str = "hookline.deliveries.retry";
+/// Direct exchange the wait queues dead-letter into, routing to `RETRY_QUEUE`.
+pub const RETRY_EXCHANGE: &str = "hookline.retry";
+/// Routing key from the retry exchange to the retry queue.
+pub const RETRY_ROUTING_KEY: &str = "retry";
+/// Parked deliveries (exhausted, or undecodable tasks) with a reason.
+pub const DEAD_QUEUE: &str = "hookline.deliveries.dead";
+/// Batches of attempt records for the api to store.
+pub const ATTEMPTS_QUEUE: &str = "hookline.attempts";
+/// Topic exchange of failed/dead (and optionally succeeded) attempts,
+/// routing key `<status>.<event type>`.
+pub const OUTCOMES_EXCHANGE: &str = "hookline.outcomes";
+/// Fanout exchange of subscription changes.
+pub const CONTROL_EXCHANGE: &str = "hookline.control";
+/// Header carrying why a message was parked.
+pub const ERROR_HEADER: &str = "x-hookline-error";
+
+/// The wait queue for one rung, named by its delay (`hookline.wait.30s`) so
+/// that changing the ladder declares new queues and old ones simply drain.
+pub fn wait_queue(delay: Duration) -> String {
+    format!("hookline.wait.{}", hookline_config::format_duration(delay))
+}

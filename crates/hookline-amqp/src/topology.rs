@@ -1,0 +1,133 @@
+//! The one idempotent declaration of exchanges, queues and bindings that
+//! every service runs at start (and again after each reconnect).
+//!
+//! Guarantees per queue, with `amqp.queue_type = "quorum"` (the default):
+//! every queue is replicated and durable; messages are persistent; the wait
+//! queues dead-letter *at least once* into `hookline.retry`, so a task
+//! waiting out a delay survives a broker restart and is never dropped on its
+//! way back to the deliverers. With `"classic"`, queues are durable and
+//! messages persistent, but dead-lettering out of a wait queue is at most
+//! once (a crash at that instant can lose the task).
+
+use std::time::Duration;
+
+use hookline_config::QueueType;
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::error::AmqpError;
+use crate::names::*;
+
+/// What shapes the topology.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Queue type of every durable queue.
+    pub queue_type: QueueType,
+    /// The retry ladder; one wait queue per delay.
+    pub retry_delays: Vec<Duration>,
+}
+
+/// Deliveries a quorum queue makes of one message before dead-lettering it:
+/// a backstop against a poison message that crashes its consumer.
+const DELIVERY_LIMIT: i64 = 20;
+
+fn string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value.to_string()))
+}
+
+fn queue_args(queue_type: QueueType) -> FieldTable {
+    let mut args = FieldTable::default();
+    match queue_type {
+        QueueType::Quorum => args.insert(ShortString::from("x-queue-type"), string("quorum")),
+        QueueType::Classic => args.insert(ShortString::from("x-queue-type"), string("classic")),
+    }
+    args
+}
+
+fn work_queue_args(queue_type: QueueType, dead_letter_to: &str) -> FieldTable {
+    let mut args = queue_args(queue_type);
+    if queue_type == QueueType::Quorum {
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+        args.insert("x-dead-letter-exchange".into(), string(""));
+        args.insert("x-dead-letter-routing-key".into(), string(dead_letter_to));
+    }
+    args
+}
+
+fn wait_queue_args(queue_type: QueueType, delay: Duration) -> FieldTable {
+    let mut args = queue_args(queue_type);
+    args.insert(
+        "x-message-ttl".into(),
+        AMQPValue::LongLongInt(delay.as_millis() as i64),
+    );
+    args.insert("x-dead-letter-exchange".into(), string(RETRY_EXCHANGE));
+    args.insert(
+        "x-dead-letter-routing-key".into(),
+        string(RETRY_ROUTING_KEY),
+    );
+    if queue_type == QueueType::Quorum {
+        // At-least-once dead-lettering needs reject-publish overflow.
+        args.insert("x-dead-letter-strategy".into(), string("at-least-once"));
+        args.insert("x-overflow".into(), string("reject-publish"));
+    }
+    args
+}
+
+async fn exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> Result<(), AmqpError> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(name, kind, options, FieldTable::default())
+        .await?;
+    Ok(())
+}
+
+async fn queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), AmqpError> {
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel.queue_declare(name, options, args).await?;
+    Ok(())
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), AmqpError> {
+    channel
+        .queue_bind(
+            queue,
+            exchange,
+            key,
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Declares everything; safe to run concurrently from every service.
+pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), AmqpError> {
+    let qt = topology.queue_type;
+    exchange(channel, EVENTS_EXCHANGE, ExchangeKind::Topic).await?;
+    exchange(channel, OUTCOMES_EXCHANGE, ExchangeKind::Topic).await?;
+    exchange(channel, CONTROL_EXCHANGE, ExchangeKind::Fanout).await?;
+    exchange(channel, RETRY_EXCHANGE, ExchangeKind::Direct).await?;
+
+    queue(channel, INVALID_QUEUE, queue_args(qt)).await?;
+    queue(channel, DEAD_QUEUE, queue_args(qt)).await?;
+    queue(channel, EVENTS_QUEUE, work_queue_args(qt, INVALID_QUEUE)).await?;
+    bind(channel, EVENTS_QUEUE, EVENTS_EXCHANGE, "#").await?;
+    queue(channel, DELIVERIES_QUEUE, work_queue_args(qt, DEAD_QUEUE)).await?;
+    queue(channel, RETRY_QUEUE, work_queue_args(qt, DEAD_QUEUE)).await?;
+    bind(channel, RETRY_QUEUE, RETRY_EXCHANGE, RETRY_ROUTING_KEY).await?;
+    queue(channel, ATTEMPTS_QUEUE, work_queue_args(qt, DEAD_QUEUE)).await?;
+    for delay in &topology.retry_delays {
+        queue(channel, &wait_queue(*delay), wait_queue_args(qt, *delay)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The one error type of the HTTP layer, rendered in the contract's shape
+//! `{"error": {"code": "…", "message": "…"}}` with its status code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// Why a request was refused. Each variant fixes the status code, so a
+/// handler cannot answer a client mistake with a 500 by accident.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON (or not a JSON object): `400 invalid_json`.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// No bearer token, or one nobody issued: `401 unauthorized`.
+    #[error("a valid `Authorization: Bearer <token>` header is required")]
+    Unauthorized,
+    /// Authenticated, but only the admin token may do this: `403 forbidden`.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown id or tenant, or another tenant's object: `404 not_found`.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state: `409` with its code
+    /// (`limit_reached`, `subscription_deleted`, …).
+    #[error("{message}")]
+    Conflict {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What conflicts and what to do about it.
+        message: String,
+    },
+    /// The body is larger than `api.max_body_bytes`: `413 payload_too_large`.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// A field has a value the rules refuse: `422` with its code
+    /// (`invalid_url`, `invalid_headers`, …) and a message naming the field.
+    #[error("{message}")]
+    Invalid {
+        /// Stable machine-readable code.
+        code: &'static str,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// PostgreSQL or the broker cannot be reached right now: `503
+    /// unavailable`; the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault on our side that retrying will not fix (e.g. a stored secret
+    /// that no longer opens with `api.secret_key`): `500 internal`.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A `422` naming the field.
+    pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `404` for an id the caller cannot see.
+    pub(crate) fn not_found(what: &str, id: &str) -> Self {
+        ApiError::NotFound(format!("{what} `{id}` does not exist"))
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// Every database failure is the database's, not the client's: 503, and
+    /// the details go to the log rather than to the caller.
+    fn from(error: sqlx::Error) -> Self {
+        tracing::warn!(%error, "database request failed");
+        ApiError::Unavailable("the database is unavailable; try again later".into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
+        (status, Json(body)).into_response()
+    }
+}

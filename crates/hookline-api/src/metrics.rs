@@ -1,0 +1,72 @@
+//! The api's metric families, registered once into the process registry.
+//! No tenant, URL or subscription id ever becomes a label.
+
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, Opts, Registry};
+
+/// Handles to every metric the api updates.
+#[derive(Clone)]
+pub(crate) struct ApiMetrics {
+    /// `hookline_attempt_records_written_total`: attempt rows stored.
+    pub attempt_records_written: IntCounter,
+    /// `hookline_attempt_record_lag_seconds`: from the attempt to its row,
+    /// i.e. how stale delivery history is.
+    pub attempt_record_lag: Histogram,
+    /// `hookline_dead_letters_total`: dead letters stored.
+    pub dead_letters: IntCounter,
+    /// `hookline_api_parked_messages_total`: messages the recorders could
+    /// not decode and kept in `parked_messages` instead.
+    pub parked_messages: IntCounter,
+    /// `hookline_api_amqp_reconnects_total`: recorder reconnections.
+    pub reconnects: IntCounter,
+    /// `hookline_ready{service="api"}`: 1 when `/readyz` would answer 200.
+    pub ready: Gauge,
+}
+
+impl ApiMetrics {
+    /// Creates and registers the families. `hookline_ready` may already be
+    /// registered by another service of `hookline all` with other help
+    /// text; that one failure is logged, not fatal.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            attempt_records_written: IntCounter::new(
+                "hookline_attempt_records_written_total",
+                "Attempt records written to the delivery history.",
+            )?,
+            attempt_record_lag: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookline_attempt_record_lag_seconds",
+                    "Time from an attempt to its record being written to the history.",
+                )
+                .buckets(vec![
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+                    3600.0,
+                ]),
+            )?,
+            dead_letters: IntCounter::new("hookline_dead_letters_total", "Dead letters recorded.")?,
+            parked_messages: IntCounter::new(
+                "hookline_api_parked_messages_total",
+                "Undecodable messages the api recorders kept in parked_messages.",
+            )?,
+            reconnects: IntCounter::new(
+                "hookline_api_amqp_reconnects_total",
+                "Reconnections of the api's recorder consumers to the broker.",
+            )?,
+            ready: Gauge::with_opts(
+                Opts::new(
+                    "hookline_ready",
+                    "Whether the service is ready (1) or not (0).",
+                )
+                .const_label("service", "api"),
+            )?,
+        };
+        registry.register(Box::new(metrics.attempt_records_written.clone()))?;
+        registry.register(Box::new(metrics.attempt_record_lag.clone()))?;
+        registry.register(Box::new(metrics.dead_letters.clone()))?;
+        registry.register(Box::new(metrics.parked_messages.clone()))?;
+        registry.register(Box::new(metrics.reconnects.clone()))?;
+        if let Err(error) = registry.register(Box::new(metrics.ready.clone())) {
+            tracing::warn!(%error, "cannot register hookline_ready for the api");
+        }
+        Ok(metrics)
+    }
+}

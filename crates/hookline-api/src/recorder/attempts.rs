@@ -1,0 +1,158 @@
+//! The attempt recorder: `AttemptBatch` messages from `hookline.attempts`
+//! become rows of `attempts`, many messages per transaction.
+
+use chrono::Utc;
+use hookline_amqp::names::ATTEMPTS_QUEUE;
+use hookline_proto::{AttemptBatch, AttemptRecord, Message as _, SCHEMA_VERSION};
+use lapin::message::Delivery;
+use sqlx::PgConnection;
+
+use super::consume::Sink;
+use crate::control::{Change, Notifier};
+use crate::metrics::ApiMetrics;
+use crate::store::attempts::{self, Written};
+use crate::store::parked;
+
+/// Writes attempt batches; disables subscriptions whose receiver is gone.
+pub(crate) struct AttemptSink {
+    /// Written count and lag.
+    pub metrics: ApiMetrics,
+    /// Announces 410 disables.
+    pub notifier: Notifier,
+}
+
+/// What one committed write did.
+pub(crate) struct Outcome {
+    written: Written,
+    attempt_times_ms: Vec<i64>,
+    parked: u64,
+}
+
+/// Decodes one message, refusing what this build cannot trust: a bad
+/// protobuf, another schema version, or a record without its ids.
+pub(crate) fn decode(data: &[u8]) -> Result<Vec<AttemptRecord>, String> {
+    let batch =
+        AttemptBatch::decode(data).map_err(|e| format!("not an AttemptBatch protobuf: {e}"))?;
+    if batch.schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "AttemptBatch schema_version {} (this build reads {SCHEMA_VERSION})",
+            batch.schema_version
+        ));
+    }
+    for record in &batch.records {
+        if record.schema_version != SCHEMA_VERSION {
+            return Err(format!(
+                "AttemptRecord schema_version {}",
+                record.schema_version
+            ));
+        }
+        if record.id.is_empty() || record.tenant.is_empty() || record.subscription_id.is_empty() {
+            return Err("an AttemptRecord lacks its id, tenant or subscription_id".into());
+        }
+    }
+    Ok(batch.records)
+}
+
+impl Sink for AttemptSink {
+    const QUEUE: &'static str = ATTEMPTS_QUEUE;
+    // Deliverers batch records already, so 64 messages can hold thousands of
+    // attempts; enough for one transaction per ~50 messages to stay cheap.
+    const PREFETCH: u16 = 64;
+    const BATCH: usize = 50;
+    type Outcome = Outcome;
+
+    async fn write(
+        &self,
+        tx: &mut PgConnection,
+        deliveries: &[Delivery],
+    ) -> Result<Outcome, sqlx::Error> {
+        let mut records = Vec::new();
+        let mut parked = 0;
+        for delivery in deliveries {
+            match decode(&delivery.data) {
+                Ok(batch) => records.extend(batch),
+                Err(reason) => {
+                    tracing::warn!(queue = ATTEMPTS_QUEUE, %reason, "parking an undecodable message");
+                    parked::insert(tx, ATTEMPTS_QUEUE, &reason, &delivery.data).await?;
+                    parked += 1;
+                }
+            }
+        }
+        let written = attempts::write(tx, &records).await?;
+        Ok(Outcome {
+            written,
+            attempt_times_ms: records.iter().map(|r| r.at_ms).collect(),
+            parked,
+        })
+    }
+
+    async fn committed(&self, outcome: Outcome) {
+        self.metrics
+            .attempt_records_written
+            .inc_by(outcome.written.inserted);
+        self.metrics.parked_messages.inc_by(outcome.parked);
+        let now_ms = Utc::now().timestamp_millis();
+        for at_ms in outcome.attempt_times_ms {
+            self.metrics
+                .attempt_record_lag
+                .observe((now_ms - at_ms).max(0) as f64 / 1000.0);
+        }
+        for (tenant, id) in outcome.written.disabled {
+            tracing::info!(%tenant, subscription_id = %id, "receiver answered 410 Gone; subscription disabled");
+            self.notifier.changed(&tenant, &id, Change::Disabled).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> AttemptRecord {
+        AttemptRecord {
+            schema_version: SCHEMA_VERSION,
+            id: id.into(),
+            tenant: "acme".into(),
+            subscription_id: "sub_1".into(),
+            ..AttemptRecord::default()
+        }
+    }
+
+    fn encoded(schema_version: u32, records: Vec<AttemptRecord>) -> Vec<u8> {
+        AttemptBatch {
+            schema_version,
+            records,
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_batch_of_this_version_decodes_to_its_records() {
+        let records = decode(&encoded(
+            SCHEMA_VERSION,
+            vec![record("att_1"), record("att_2")],
+        ))
+        .unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].id, "att_2");
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        let reason = decode(&[0xff, 0xff, 0xff]).unwrap_err();
+        assert!(reason.contains("AttemptBatch"), "{reason}");
+    }
+
+    #[test]
+    fn another_schema_version_is_refused() {
+        assert!(decode(&encoded(SCHEMA_VERSION + 1, vec![record("att_1")])).is_err());
+        let mut old = record("att_1");
+        old.schema_version = 0;
+        assert!(decode(&encoded(SCHEMA_VERSION, vec![old])).is_err());
+    }
+
+    #[test]
+    fn a_record_without_ids_is_refused() {
+        assert!(decode(&encoded(SCHEMA_VERSION, vec![record("")])).is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! The recorders: consumers that turn the deliverers' messages into rows.
+//! `hookline.attempts` becomes delivery history, `hookline.deliveries.dead`
+//! becomes dead letters; whatever cannot be decoded is parked, never looped.
+
+mod attempts;
+mod consume;
+mod dead_letters;
+
+use std::sync::Arc;
+
+use hookline_amqp::{supervise, SessionContext, Topology};
+use hookline_runtime::Readiness;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ApiConfig;
+use crate::control::Notifier;
+use crate::db::Database;
+use crate::metrics::ApiMetrics;
+
+pub(crate) use consume::Sink;
+
+/// What both recorders need.
+#[derive(Clone)]
+pub(crate) struct Recorders {
+    /// Where the rows go.
+    pub db: Database,
+    /// Declared before consuming, so a fresh broker works.
+    pub topology: Topology,
+    /// Broker URL and reconnect delay come from here.
+    pub config: ApiConfig,
+    /// Counters and the lag histogram.
+    pub metrics: ApiMetrics,
+    /// Announces subscriptions disabled by a 410.
+    pub notifier: Notifier,
+    /// Stops the consumers.
+    pub token: CancellationToken,
+}
+
+impl Recorders {
+    /// Spawns both consumers on `tracker`; returns their connection states,
+    /// which the `amqp` readiness combines with the publisher's.
+    pub fn spawn(self, tracker: &TaskTracker) -> Vec<Readiness> {
+        let attempts = attempts::AttemptSink {
+            metrics: self.metrics.clone(),
+            notifier: self.notifier.clone(),
+        };
+        let dead = dead_letters::DeadLetterSink {
+            metrics: self.metrics.clone(),
+        };
+        vec![
+            self.spawn_one(tracker, attempts),
+            self.spawn_one(tracker, dead),
+        ]
+    }
+
+    fn spawn_one<S: Sink>(&self, tracker: &TaskTracker, sink: S) -> Readiness {
+        let up = Readiness::new();
+        up.set("amqp", false);
+        let ctx = SessionContext {
+            url: self.config.amqp.url.expose().to_string(),
+            name: format!("hookline-api {}", S::QUEUE),
+            reconnect_delay: self.config.amqp.reconnect_delay,
+            readiness: up.clone(),
+            reconnects: self.metrics.reconnects.clone(),
+            token: self.token.clone(),
+        };
+        let session = Arc::new(consume::Session {
+            sink,
+            db: self.db.clone(),
+            topology: self.topology.clone(),
+            up: up.clone(),
+            token: self.token.clone(),
+        });
+        tracker.spawn(async move {
+            supervise(ctx, move |connection| {
+                let session = session.clone();
+                async move { session.run(connection).await }
+            })
+            .await;
+        });
+        up
+    }
+}

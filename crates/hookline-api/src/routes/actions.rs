@@ -1,0 +1,102 @@
+//! Actions on one subscription: a synchronous test send, and secret
+//! rotation with an overlap during which both secrets sign.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::Utc;
+use hookline_deliverer::record::{attempt_json, attempt_record};
+use hookline_model::retry::Classification;
+use hookline_model::sealed;
+use hookline_proto::AttemptStatus;
+use hookline_signature::{generate_secret, SignatureScheme};
+use serde_json::Value;
+
+use super::{task, views};
+use crate::auth::Caller;
+use crate::control::Change;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use crate::store::{attempts, subscriptions};
+use crate::validate;
+
+/// `POST …/{id}/test`: one real, signed delivery of a sample payload, sent
+/// now with the deliverer's client (so the SSRF guard and timeout apply),
+/// recorded in the history, and answered as the attempt. Works on a
+/// disabled subscription too: that is when a customer wants to check it.
+pub(super) async fn test_send(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_tenant(&tenant)?;
+    let event_type = validate::event_type(body.get("event_type"))?;
+    let pool = state.db.pool()?;
+    let row = subscriptions::get(pool, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription", &id))?;
+    let task = task::test_task(&row, &event_type, state.secret_key(), Utc::now())?;
+    let result = state.sender.send(&task).await;
+    let status = if result.classification == Classification::Succeeded {
+        AttemptStatus::Succeeded
+    } else {
+        AttemptStatus::Failed
+    };
+    let record = attempt_record(&task, &result, status, Utc::now());
+    // The delivery happened whatever the database says now, so a failure to
+    // record it is logged and the attempt is still the answer.
+    let write = async {
+        let mut tx = pool.begin().await?;
+        let written = attempts::write(&mut tx, std::slice::from_ref(&record)).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(written)
+    };
+    match write.await {
+        Ok(written) => {
+            state
+                .metrics
+                .attempt_records_written
+                .inc_by(written.inserted);
+            for (tenant, id) in written.disabled {
+                state.notifier.changed(&tenant, &id, Change::Disabled).await;
+            }
+        }
+        Err(error) => tracing::warn!(%error, subscription_id = %id, "cannot record a test attempt"),
+    }
+    Ok(Json(attempt_json(&record)))
+}
+
+/// `POST …/{id}/rotate-secret`: a new secret (generated, or given as
+/// `{"secret": …}`); the old one keeps signing for
+/// `api.secret_rotation_overlap` so receivers can switch without a gap.
+pub(super) async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_tenant(&tenant)?;
+    let pool = state.db.pool()?;
+    let key = state.secret_key();
+    let overlap = chrono::Duration::from_std(state.config.api.secret_rotation_overlap)
+        .unwrap_or_else(|_| chrono::Duration::hours(24));
+    let mut secret = String::new();
+    let row = subscriptions::modify(pool, &tenant, &id, |row| {
+        let scheme: SignatureScheme =
+            serde_json::from_value(row.signature.clone()).unwrap_or_default();
+        // A generated `whsec_` secret fits every scheme.
+        secret = match body.get("secret").filter(|v| !v.is_null()) {
+            Some(given) => validate::secret(&scheme, given)?,
+            None => generate_secret(),
+        };
+        let old = std::mem::replace(&mut row.secret_sealed, sealed::seal(key, &secret));
+        row.previous_secret_sealed = Some(old);
+        row.previous_secret_expires_at = Some(Utc::now() + overlap);
+        Ok::<_, ApiError>(())
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("subscription", &id))?;
+    state.notifier.changed(&tenant, &id, Change::Upserted).await;
+    Ok(Json(views::subscription(&row, Some(&secret))))
+}

@@ -1,0 +1,307 @@
+//! The writable fields of a subscription, validated together: a create
+//! starts from defaults, a PATCH from the stored values, and both overlay the
+//! request body and check the result as a whole (a new signing scheme must
+//! fit the secret, static headers must not shadow the signature header).
+
+use std::collections::BTreeMap;
+
+use hookline_signature::{Secret, SignatureScheme};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::store::subscriptions::SubscriptionRow;
+use crate::validate::{self, Rules};
+
+/// A subscription's writable fields.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Draft {
+    /// `name`.
+    pub name: String,
+    /// `url`.
+    pub url: String,
+    /// `event_types`.
+    pub event_types: Vec<String>,
+    /// `enabled`.
+    pub enabled: bool,
+    /// The current secret in clear; `None` on a create that gave none.
+    pub secret: Option<String>,
+    /// Whether the body set `secret`.
+    pub secret_changed: bool,
+    /// `signature`.
+    pub signature: SignatureScheme,
+    /// `headers`.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The body's value for `key`, treating `null` as absent.
+fn field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    body.get(key).filter(|v| !v.is_null())
+}
+
+impl Draft {
+    /// The starting point of a create.
+    pub fn new() -> Self {
+        Draft {
+            enabled: true,
+            ..Draft::default()
+        }
+    }
+
+    /// The starting point of a PATCH: the stored values and the opened
+    /// secret. A stored scheme always deserializes (it was validated on the
+    /// way in); should one not, it reads as `standard`.
+    pub fn from_row(row: &SubscriptionRow, secret: String) -> Self {
+        let headers = row
+            .headers
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Draft {
+            name: row.name.clone(),
+            url: row.url.clone(),
+            event_types: row.event_types.clone(),
+            enabled: row.enabled,
+            secret: Some(secret),
+            secret_changed: false,
+            signature: serde_json::from_value(row.signature.clone()).unwrap_or_default(),
+            headers,
+        }
+    }
+
+    /// Writes the fields back into a row; the secret is sealed only when the
+    /// body changed it.
+    pub fn write_to(&self, row: &mut SubscriptionRow, secret_key: &str) {
+        row.name = self.name.clone();
+        row.url = self.url.clone();
+        row.event_types = self.event_types.clone();
+        row.enabled = self.enabled;
+        row.signature = self.signature_json();
+        row.headers = self.headers_json();
+        if let (true, Some(secret)) = (self.secret_changed, &self.secret) {
+            row.secret_sealed = hookline_model::sealed::seal(secret_key, secret);
+        }
+    }
+
+    /// The `signature` column.
+    pub fn signature_json(&self) -> Value {
+        serde_json::to_value(&self.signature)
+            .unwrap_or_else(|_| serde_json::json!({"scheme": "standard"}))
+    }
+
+    /// Overlays the fields present in `body` and validates the result.
+    /// `creating` makes `url` and `event_types` required.
+    pub fn apply(
+        &mut self,
+        body: &Map<String, Value>,
+        rules: &Rules,
+        creating: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(value) = field(body, "name") {
+            self.name = validate::name(value)?;
+        }
+        match field(body, "url") {
+            Some(Value::String(url)) => {
+                validate::url(url, rules)?;
+                self.url = url.clone();
+            }
+            Some(_) => return Err(ApiError::invalid("invalid_url", "url must be a string")),
+            None if creating => return Err(ApiError::invalid("invalid_url", "url is required")),
+            None => {}
+        }
+        match field(body, "event_types") {
+            Some(value) => self.event_types = validate::event_types(value)?,
+            None if creating => {
+                return Err(ApiError::invalid(
+                    "invalid_event_types",
+                    "event_types is required",
+                ))
+            }
+            None => {}
+        }
+        match field(body, "enabled") {
+            Some(Value::Bool(enabled)) => self.enabled = *enabled,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "invalid_enabled",
+                    "enabled must be true or false",
+                ))
+            }
+            None => {}
+        }
+        let new_scheme = field(body, "signature")
+            .map(validate::signature)
+            .transpose()?;
+        let scheme_changed = new_scheme.as_ref().is_some_and(|s| *s != self.signature);
+        if let Some(scheme) = new_scheme {
+            self.signature = scheme;
+        }
+        if let Some(value) = field(body, "secret") {
+            self.secret = Some(validate::secret(&self.signature, value)?);
+            self.secret_changed = true;
+        } else if scheme_changed {
+            if let Some(current) = &self.secret {
+                if Secret::parse(&self.signature, current).is_err() {
+                    return Err(ApiError::invalid(
+                        "invalid_secret",
+                        "secret: the current secret does not fit the new signature scheme; give a new secret with it",
+                    ));
+                }
+            }
+        }
+        if let Some(value) = field(body, "headers") {
+            self.headers = validate::headers(value, rules, &self.signature_headers())?;
+        } else if scheme_changed {
+            let current = Value::Object(
+                self.headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            );
+            validate::headers(&current, rules, &self.signature_headers())?;
+        }
+        Ok(())
+    }
+
+    /// Header names the signing scheme writes besides the `webhook-*` ones.
+    fn signature_headers(&self) -> Vec<&str> {
+        match &self.signature {
+            SignatureScheme::Standard => Vec::new(),
+            SignatureScheme::Hmac(h) => std::iter::once(h.header.as_str())
+                .chain(h.timestamp_header.as_deref())
+                .collect(),
+        }
+    }
+
+    /// The `headers` column.
+    pub fn headers_json(&self) -> Value {
+        Value::Object(
+            self.headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hookline_model::ssrf::Guard;
+    use serde_json::json;
+
+    use super::*;
+
+    fn rules() -> Rules {
+        Rules {
+            allow_insecure_urls: false,
+            guard: Guard::default(),
+            max_headers: 20,
+        }
+    }
+
+    fn body(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn code(result: Result<(), ApiError>) -> &'static str {
+        match result {
+            Ok(()) => "ok",
+            Err(ApiError::Invalid { code, .. }) => code,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_create_needs_a_url_and_event_types() {
+        let mut draft = Draft::new();
+        assert_eq!(
+            code(draft.apply(&body(json!({"event_types": ["a"]})), &rules(), true)),
+            "invalid_url"
+        );
+        let mut draft = Draft::new();
+        assert_eq!(
+            code(draft.apply(&body(json!({"url": "https://example.com"})), &rules(), true)),
+            "invalid_event_types"
+        );
+    }
+
+    #[test]
+    fn a_minimal_create_gets_the_defaults() {
+        let mut draft = Draft::new();
+        draft
+            .apply(
+                &body(json!({"url": "https://example.com/h", "event_types": ["lead.*"]})),
+                &rules(),
+                true,
+            )
+            .unwrap();
+        assert!(draft.enabled);
+        assert_eq!(draft.signature, SignatureScheme::Standard);
+        assert!(draft.secret.is_none());
+        assert!(draft.headers.is_empty());
+    }
+
+    #[test]
+    fn switching_to_standard_with_an_hmac_only_secret_needs_a_new_secret() {
+        let mut draft = Draft::new();
+        let hmac = json!({"url": "https://example.com/h", "event_types": ["*"],
+            "signature": {"scheme": "hmac", "header": "X-Signature"}, "secret": "0123456789abcdef"});
+        draft.apply(&body(hmac), &rules(), true).unwrap();
+        let patch = body(json!({"signature": {"scheme": "standard"}}));
+        assert_eq!(
+            code(draft.clone().apply(&patch, &rules(), false)),
+            "invalid_secret"
+        );
+        let mut with_secret = patch.clone();
+        with_secret.insert(
+            "secret".into(),
+            json!(hookline_signature::generate_secret()),
+        );
+        assert_eq!(code(draft.apply(&with_secret, &rules(), false)), "ok");
+    }
+
+    #[test]
+    fn a_static_header_may_not_shadow_a_newly_chosen_signature_header() {
+        let mut draft = Draft::new();
+        let create = json!({"url": "https://example.com/h", "event_types": ["*"], "headers": {"X-Sig": "1"}});
+        draft.apply(&body(create), &rules(), true).unwrap();
+        let patch = body(json!({"signature": {"scheme": "hmac", "header": "x-sig"}}));
+        assert_eq!(
+            code(draft.apply(&patch, &rules(), false)),
+            "invalid_headers"
+        );
+    }
+
+    #[test]
+    fn null_leaves_a_field_unchanged_in_a_patch() {
+        let mut draft = Draft::new();
+        draft
+            .apply(
+                &body(json!({"url": "https://example.com/h", "event_types": ["*"], "name": "CRM"})),
+                &rules(),
+                true,
+            )
+            .unwrap();
+        draft
+            .apply(
+                &body(json!({"name": null, "enabled": false})),
+                &rules(),
+                false,
+            )
+            .unwrap();
+        assert_eq!(draft.name, "CRM");
+        assert!(!draft.enabled);
+    }
+
+    #[test]
+    fn enabled_must_be_a_boolean() {
+        let mut draft = Draft::new();
+        assert_eq!(
+            code(draft.apply(&body(json!({"enabled": "yes"})), &rules(), false)),
+            "invalid_enabled"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! What happened to deliveries: a subscription's attempts, the tenant's dead
+//! letters, and replaying a dead letter as a new first attempt.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use hookline_amqp::names::DELIVERIES_QUEUE;
+use hookline_deliverer::record::attempt_json;
+use hookline_proto::{DeliveryTask, Message as _, SCHEMA_VERSION};
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+
+use super::{task, views};
+use crate::auth::Caller;
+use crate::cursor::Page;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::store::{attempts, dead_letters, subscriptions};
+
+/// `GET …/{id}/attempts`: newest first, `?status=succeeded|failed|dead`.
+pub(super) async fn attempts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    query: ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_tenant(&tenant)?;
+    let status = match query.get("status") {
+        None | Some("") => None,
+        Some(s @ ("succeeded" | "failed" | "dead")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_status",
+                "status must be succeeded, failed or dead",
+            ))
+        }
+    };
+    let page = Page::parse(query.get("limit"), query.get("cursor"))?;
+    let pool = state.db.pool()?;
+    if subscriptions::get(pool, &tenant, &id).await?.is_none() {
+        return Err(ApiError::not_found("subscription", &id));
+    }
+    let mut rows = attempts::list(pool, &tenant, &id, status, &page).await?;
+    let next = page.finish(&mut rows, attempts::cursor_of);
+    Ok(Json(views::list(
+        rows.iter().map(attempt_json).collect(),
+        next,
+    )))
+}
+
+/// `GET /v1/tenants/{tenant}/dead-letters`: newest first; `?subscription_id=`
+/// narrows it to one subscription.
+pub(super) async fn dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(tenant): ApiPath<String>,
+    query: ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_tenant(&tenant)?;
+    let page = Page::parse(query.get("limit"), query.get("cursor"))?;
+    let subscription_id = query.get("subscription_id").filter(|s| !s.is_empty());
+    let pool = state.db.pool()?;
+    let mut rows = dead_letters::list(pool, &tenant, subscription_id, &page).await?;
+    let next = page.finish(&mut rows, dead_letters::cursor_of);
+    Ok(Json(views::list(
+        rows.iter().map(views::dead_letter).collect(),
+        next,
+    )))
+}
+
+/// `POST …/dead-letters/{id}/replay`: the stored task, pointed at the
+/// subscription's current URL and secrets, goes back to the deliverers as
+/// attempt 1 with the same `webhook-id`. `202` only after the broker
+/// confirmed it; replaying twice simply sends twice, and receivers
+/// deduplicate on the id.
+pub(super) async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.check_tenant(&tenant)?;
+    let pool = state.db.pool()?;
+    let dead = dead_letters::get(pool, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("dead letter", &id))?;
+    let mut task = DeliveryTask::decode(dead.task.as_slice()).map_err(|e| {
+        tracing::error!(dead_letter = %id, error = %e, "a stored dead-letter task does not decode");
+        ApiError::Internal("the stored task of this dead letter cannot be decoded".into())
+    })?;
+    let conflict = |code, message: &str| ApiError::Conflict {
+        code,
+        message: message.to_string(),
+    };
+    let subscription = subscriptions::get(pool, &tenant, &dead.subscription_id)
+        .await?
+        .ok_or_else(|| {
+            conflict(
+                "subscription_deleted",
+                "the subscription of this dead letter was deleted",
+            )
+        })?;
+    if !subscription.enabled {
+        return Err(conflict(
+            "subscription_disabled",
+            "the subscription of this dead letter is disabled; enable it to replay",
+        ));
+    }
+    task::refresh(&mut task, &subscription, state.secret_key(), Utc::now())?;
+    task.schema_version = SCHEMA_VERSION;
+    task.attempt = 1;
+    let properties = BasicProperties::default().with_content_type("application/x-protobuf".into());
+    state
+        .publisher
+        .publish_confirmed("", DELIVERIES_QUEUE, &task.encode_to_vec(), properties)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, dead_letter = %id, "cannot publish a replay");
+            ApiError::Unavailable(
+                "the broker is unavailable; nothing was replayed, try again later".into(),
+            )
+        })?;
+    // The task is on its way; a failure to count it must not invite a
+    // second replay, so it is only logged.
+    if let Err(error) = dead_letters::mark_replayed(pool, &tenant, &id).await {
+        tracing::warn!(%error, dead_letter = %id, "cannot count a replay");
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": dead.id, "status": "replayed" })),
+    ))
+}

@@ -1,0 +1,149 @@
+//! Subscription CRUD: create, list, get, PATCH, delete. Each change is
+//! announced on `hookline.control` after it is committed.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use hookline_model::{ids, sealed};
+use hookline_signature::generate_secret;
+use serde_json::Value;
+
+use super::draft::Draft;
+use super::views;
+use crate::auth::Caller;
+use crate::control::Change;
+use crate::cursor::Page;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::store::subscriptions::{self, SubscriptionRow};
+
+/// `POST /v1/tenants/{tenant}/subscriptions`: `201` with the secret.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(body): ApiJson,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.check_tenant(&tenant)?;
+    let pool = state.db.pool()?;
+    let mut draft = Draft::new();
+    draft.apply(&body, &state.rules, true)?;
+    let secret = draft.secret.clone().unwrap_or_else(generate_secret);
+    let now = Utc::now();
+    let row = SubscriptionRow {
+        id: ids::new_id("sub"),
+        tenant: tenant.clone(),
+        name: draft.name.clone(),
+        url: draft.url.clone(),
+        event_types: draft.event_types.clone(),
+        enabled: draft.enabled,
+        secret_sealed: sealed::seal(state.secret_key(), &secret),
+        previous_secret_sealed: None,
+        previous_secret_expires_at: None,
+        signature: draft.signature_json(),
+        headers: draft.headers_json(),
+        last_attempt_at: None,
+        last_status: None,
+        last_response_status: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let max = state.config.api.max_subscriptions_per_tenant;
+    let created = subscriptions::insert(pool, &row, max)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
+            code: "limit_reached",
+            message: format!("tenant `{tenant}` already has the maximum of {max} subscriptions"),
+        })?;
+    state
+        .notifier
+        .changed(&tenant, &created.id, Change::Upserted)
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(views::subscription(&created, Some(&secret))),
+    ))
+}
+
+/// `GET /v1/tenants/{tenant}/subscriptions`: secrets only with
+/// `?include_secret=true`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(tenant): ApiPath<String>,
+    query: ApiQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_tenant(&tenant)?;
+    let page = Page::parse(query.get("limit"), query.get("cursor"))?;
+    let include_secret = query.flag("include_secret")?;
+    let pool = state.db.pool()?;
+    let mut rows = subscriptions::list(pool, &tenant, &page).await?;
+    let next = page.finish(&mut rows, subscriptions::cursor_of);
+    let data = rows
+        .iter()
+        .map(|row| {
+            let secret = include_secret
+                .then(|| views::open_secret(state.secret_key(), &row.secret_sealed))
+                .transpose()?;
+            Ok(views::subscription(row, secret.as_deref()))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Json(views::list(data, next)))
+}
+
+/// `GET /v1/tenants/{tenant}/subscriptions/{id}`: secret included.
+pub(super) async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_tenant(&tenant)?;
+    let row = subscriptions::get(state.db.pool()?, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("subscription", &id))?;
+    let secret = views::open_secret(state.secret_key(), &row.secret_sealed)?;
+    Ok(Json(views::subscription(&row, Some(&secret))))
+}
+
+/// `PATCH /v1/tenants/{tenant}/subscriptions/{id}`: any writable field,
+/// same rules as create.
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson,
+) -> Result<Json<Value>, ApiError> {
+    caller.check_tenant(&tenant)?;
+    let pool = state.db.pool()?;
+    let key = state.secret_key();
+    let mut secret = String::new();
+    let updated = subscriptions::modify(pool, &tenant, &id, |row| {
+        let mut draft = Draft::from_row(row, views::open_secret(key, &row.secret_sealed)?);
+        draft.apply(&body, &state.rules, false)?;
+        draft.write_to(row, key);
+        secret = draft.secret.unwrap_or_default();
+        Ok::<_, ApiError>(())
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("subscription", &id))?;
+    state.notifier.changed(&tenant, &id, Change::Upserted).await;
+    Ok(Json(views::subscription(&updated, Some(&secret))))
+}
+
+/// `DELETE /v1/tenants/{tenant}/subscriptions/{id}`: `204`; fanouts and
+/// deliverers hear of it at once.
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.check_tenant(&tenant)?;
+    if !subscriptions::delete(state.db.pool()?, &tenant, &id).await? {
+        return Err(ApiError::not_found("subscription", &id));
+    }
+    state.notifier.changed(&tenant, &id, Change::Deleted).await;
+    Ok(StatusCode::NO_CONTENT)
+}

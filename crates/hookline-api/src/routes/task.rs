@@ -1,0 +1,73 @@
+//! Delivery tasks the api builds itself: the sample of a test send, and the
+//! refresh of a replayed task from its subscription's current settings.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hookline_deliverer::signature::to_proto;
+use hookline_model::ids;
+use hookline_proto::{DeliveryTask, SCHEMA_VERSION};
+use hookline_signature::SignatureScheme;
+use serde_json::json;
+
+use super::views;
+use crate::error::ApiError;
+use crate::store::subscriptions::SubscriptionRow;
+
+/// Points `task` at the subscription as it is now: URL, secrets (current,
+/// and the previous one during its overlap), scheme and static headers. A
+/// replay goes where the customer has since moved it, signed with the
+/// secret they hold now.
+pub(super) fn refresh(
+    task: &mut DeliveryTask,
+    row: &SubscriptionRow,
+    secret_key: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let scheme: SignatureScheme = serde_json::from_value(row.signature.clone()).unwrap_or_default();
+    task.url = row.url.clone();
+    task.secrets = views::signing_secrets(secret_key, row, now)?;
+    task.signature = Some(to_proto(&scheme));
+    task.headers = row
+        .headers
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(())
+}
+
+/// The sample delivery of `POST …/test`: a fresh `evt_test_…` event of
+/// `event_type`, marked `"test": true`, as attempt 1.
+pub(super) fn test_task(
+    row: &SubscriptionRow,
+    event_type: &str,
+    secret_key: &str,
+    now: DateTime<Utc>,
+) -> Result<DeliveryTask, ApiError> {
+    let event_id = format!("evt_test_{}", ulid::Ulid::new());
+    let body = json!({
+        "type": event_type,
+        "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "tenant": row.tenant,
+        "id": event_id,
+        "data": { "sample": true, "message": "This is a test delivery from Hookline" },
+        "test": true,
+    });
+    let mut task = DeliveryTask {
+        schema_version: SCHEMA_VERSION,
+        delivery_id: ids::delivery_id(&row.tenant, &event_id, &row.id),
+        tenant: row.tenant.clone(),
+        event_id,
+        event_type: event_type.to_string(),
+        occurred_at_ms: now.timestamp_millis(),
+        body: serde_json::to_vec(&body).unwrap_or_default().into(),
+        subscription_id: row.id.clone(),
+        attempt: 1,
+        test: true,
+        ..DeliveryTask::default()
+    };
+    refresh(&mut task, row, secret_key, now)?;
+    Ok(task)
+}

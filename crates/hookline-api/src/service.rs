@@ -1,0 +1,140 @@
+//! `run`: wires the pool, the publisher, the recorders and the HTTP server
+//! together, and drains them on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hookline_amqp::{SharedPublisher, SharedPublisherConfig, Topology};
+use hookline_deliverer::sender::Sender;
+use hookline_model::ssrf::Guard;
+use hookline_runtime::{ops, Readiness, Shutdown};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::config::ApiConfig;
+use crate::control::Notifier;
+use crate::db::{self, Database};
+use crate::metrics::ApiMetrics;
+use crate::recorder::Recorders;
+use crate::state::{AppState, Shared};
+use crate::validate::Rules;
+use crate::{readiness, retention, routes};
+
+/// Runs until shutdown.token is cancelled, then drains (bounded by the grace period) and returns.
+///
+/// PostgreSQL may be down at start: the api keeps trying in the background,
+/// answers `503` on its database routes meanwhile, and reports `database`
+/// as not ready. Only a configuration error (a malformed URL) or a failing
+/// listener makes this return an error.
+pub async fn run(
+    config: ApiConfig,
+    listener: TcpListener,
+    registry: Registry,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    // A child token, so that a failing server can stop this service's own
+    // tasks without cancelling the caller's other services.
+    let token = shutdown.token.child_token();
+    let metrics = ApiMetrics::register(&registry).context("cannot register the api metrics")?;
+    let db = Database::connect_lazy(&config.database).context("database.url")?;
+    let topology = Topology {
+        queue_type: config.amqp.queue_type,
+        retry_delays: config.delivery.retry_delays.clone(),
+    };
+    let publisher = Arc::new(
+        SharedPublisher::new(
+            SharedPublisherConfig {
+                url: config.amqp.url.expose().to_string(),
+                name: "hookline-api".into(),
+                window: config.amqp.confirm_window,
+                timeout: config.amqp.publish_timeout,
+                topology: topology.clone(),
+            },
+            None,
+        )
+        .context("amqp.url")?,
+    );
+    let sender = Sender::new(&config.delivery).context("delivery")?;
+    let notifier = Notifier::new(publisher.clone());
+    let readiness = Readiness::new();
+    readiness.set("database", false);
+    readiness.set("amqp", false);
+
+    let tracker = &shutdown.tracker;
+    tracker.spawn(db::watch(db.clone(), readiness.clone(), token.clone()));
+    let consumers = Recorders {
+        db: db.clone(),
+        topology,
+        config: config.clone(),
+        metrics: metrics.clone(),
+        notifier: notifier.clone(),
+        token: token.clone(),
+    }
+    .spawn(tracker);
+    tracker.spawn(readiness::watch(
+        publisher.clone(),
+        consumers,
+        readiness.clone(),
+        metrics.ready.clone(),
+        token.clone(),
+    ));
+    tracker.spawn(retention::run(
+        db.clone(),
+        config.api.attempt_retention,
+        token.clone(),
+    ));
+
+    let grace = config.grace_period;
+    let state = AppState::new(Shared {
+        db: db.clone(),
+        rules: Rules {
+            allow_insecure_urls: config.api.allow_insecure_urls,
+            guard: Guard::new(config.delivery.allowed_networks.clone()),
+            max_headers: config.api.max_headers,
+        },
+        config,
+        notifier,
+        publisher,
+        sender,
+        metrics,
+    });
+    let app = routes::router(state)
+        .merge(ops::router(registry, readiness))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed);
+    tracing::info!(addr = ?listener.local_addr().ok(), "api listening");
+
+    let mut server = tokio::spawn(ops::serve(listener, app, token.clone()));
+    let failed_early = tokio::select! {
+        joined = &mut server => Some(joined),
+        _ = token.cancelled() => None,
+    };
+    // Shutdown began (or the server stopped on its own): open requests and
+    // background tasks share one grace period.
+    token.cancel();
+    let deadline = Instant::now() + grace;
+    let served = match failed_early {
+        Some(joined) => joined,
+        None => match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::warn!("open requests did not finish within the grace period");
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    tracker.close();
+    if tokio::time::timeout_at(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not finish within the grace period");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), db.close()).await;
+    served
+        .context("the api server task failed")?
+        .context("the api server failed")
+}

@@ -1,0 +1,41 @@
+//! PostgreSQL access, one module per table, with runtime-checked queries
+//! (no compile-time database needed).
+
+pub(crate) mod api_keys;
+pub(crate) mod attempts;
+pub(crate) mod dead_letters;
+pub(crate) mod parked;
+pub(crate) mod subscriptions;
+
+/// Whether an error will recur however often the same data is written
+/// (SQLSTATE class 22, data exception, or 23, integrity violation), as
+/// opposed to an outage worth waiting out.
+pub(crate) fn is_permanent(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+        sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => true,
+        _ => false,
+    }
+}
+
+/// Text PostgreSQL will store: no NUL bytes (a `TEXT` column refuses them),
+/// at most `max_chars` characters.
+pub(crate) fn clean(text: &str, max_chars: usize) -> String {
+    text.chars()
+        .filter(|c| *c != '\0')
+        .take(max_chars)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleaned_text_has_no_nul_and_is_bounded() {
+        assert_eq!(clean("a\0b", 10), "ab");
+        assert_eq!(clean("abcdef", 3), "abc");
+    }
+}

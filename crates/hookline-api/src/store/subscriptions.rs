@@ -1,0 +1,228 @@
+//! `subscriptions`: the rows behind the CRUD routes. Secrets stay sealed
+//! here; the routes seal and open them.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use crate::cursor::{Cursor, Page};
+
+/// One stored subscription.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriptionRow {
+    /// `sub_…`.
+    pub id: String,
+    /// Owner.
+    pub tenant: String,
+    /// Free text for people.
+    pub name: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// Patterns as given.
+    pub event_types: Vec<String>,
+    /// A disabled subscription receives nothing.
+    pub enabled: bool,
+    /// The current secret, sealed.
+    pub secret_sealed: Vec<u8>,
+    /// The rotated-out secret, sealed, while it still signs.
+    pub previous_secret_sealed: Option<Vec<u8>>,
+    /// When the previous secret stops signing.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// The contract's `signature` object.
+    pub signature: Value,
+    /// Static headers, an object of strings.
+    pub headers: Value,
+    /// Time of the newest recorded attempt.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// Its status.
+    pub last_status: Option<String>,
+    /// Its HTTP status, if an answer came.
+    pub last_response_status: Option<i32>,
+    /// Its error excerpt.
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change by a client (or a 410 disable).
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, tenant, name, url, event_types, enabled, secret_sealed, previous_secret_sealed, \
+     previous_secret_expires_at, signature, headers, last_attempt_at, last_status, last_response_status, \
+     last_error, created_at, updated_at";
+
+fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
+    Ok(SubscriptionRow {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        event_types: row.try_get("event_types")?,
+        enabled: row.try_get("enabled")?,
+        secret_sealed: row.try_get("secret_sealed")?,
+        previous_secret_sealed: row.try_get("previous_secret_sealed")?,
+        previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
+        signature: row.try_get("signature")?,
+        headers: row.try_get("headers")?,
+        last_attempt_at: row.try_get("last_attempt_at")?,
+        last_status: row.try_get("last_status")?,
+        last_response_status: row.try_get("last_response_status")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// One subscription of `tenant`.
+pub(crate) async fn get(
+    pool: &PgPool,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM subscriptions WHERE tenant = $1 AND id = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(read).transpose()
+}
+
+/// A page of `tenant`'s subscriptions, oldest first (the order they were
+/// configured in), one row more than the page to detect a next page.
+pub(crate) async fn list(
+    pool: &PgPool,
+    tenant: &str,
+    page: &Page,
+) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    let (after_at, after_id) = match &page.after {
+        Some(c) => (Some(c.at), Some(c.id.as_str())),
+        None => (None, None),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE tenant = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(page.fetch())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(read).collect()
+}
+
+/// The cursor key of a subscription in [`list`]'s order.
+pub(crate) fn cursor_of(row: &SubscriptionRow) -> Cursor {
+    Cursor {
+        at: row.created_at,
+        id: row.id.clone(),
+    }
+}
+
+/// Inserts `new` unless `tenant` already has `max` subscriptions; `None`
+/// when the limit is reached. A per-tenant advisory lock makes the count and
+/// the insert one step even when two creates race.
+pub(crate) async fn insert(
+    pool: &PgPool,
+    new: &SubscriptionRow,
+    max: u32,
+) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('hookline.subscriptions/' || $1, 0))",
+    )
+    .bind(&new.tenant)
+    .execute(&mut *tx)
+    .await?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE tenant = $1")
+        .bind(&new.tenant)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count >= i64::from(max) {
+        return Ok(None);
+    }
+    let sql = format!(
+        "INSERT INTO subscriptions (id, tenant, name, url, event_types, enabled, secret_sealed, signature, headers) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(&new.id)
+        .bind(&new.tenant)
+        .bind(&new.name)
+        .bind(&new.url)
+        .bind(&new.event_types)
+        .bind(new.enabled)
+        .bind(&new.secret_sealed)
+        .bind(&new.signature)
+        .bind(&new.headers)
+        .fetch_one(&mut *tx)
+        .await?;
+    let created = read(&row)?;
+    tx.commit().await?;
+    Ok(Some(created))
+}
+
+/// Reads a subscription under a row lock, lets `change` edit it (refusing
+/// with its own error leaves the row untouched), and writes it back with a
+/// fresh `updated_at`. `None` when it does not exist. The lock keeps two
+/// concurrent PATCHes from losing each other's fields.
+pub(crate) async fn modify<E, F>(
+    pool: &PgPool,
+    tenant: &str,
+    id: &str,
+    change: F,
+) -> Result<Option<SubscriptionRow>, E>
+where
+    E: From<sqlx::Error>,
+    F: FnOnce(&mut SubscriptionRow) -> Result<(), E>,
+{
+    let mut tx = pool.begin().await?;
+    let sql =
+        format!("SELECT {COLUMNS} FROM subscriptions WHERE tenant = $1 AND id = $2 FOR UPDATE");
+    let Some(row) = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut row = read(&row)?;
+    change(&mut row)?;
+    let sql = format!(
+        "UPDATE subscriptions SET name = $3, url = $4, event_types = $5, enabled = $6, secret_sealed = $7, \
+         previous_secret_sealed = $8, previous_secret_expires_at = $9, signature = $10, headers = $11, \
+         updated_at = now() WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
+    );
+    let updated = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(id)
+        .bind(&row.name)
+        .bind(&row.url)
+        .bind(&row.event_types)
+        .bind(row.enabled)
+        .bind(&row.secret_sealed)
+        .bind(&row.previous_secret_sealed)
+        .bind(row.previous_secret_expires_at)
+        .bind(&row.signature)
+        .bind(&row.headers)
+        .fetch_one(&mut *tx)
+        .await?;
+    let updated = read(&updated)?;
+    tx.commit().await?;
+    Ok(Some(updated))
+}
+
+/// Deletes a subscription; `false` when it did not exist. Its history stays
+/// until retention removes it.
+pub(crate) async fn delete(pool: &PgPool, tenant: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}

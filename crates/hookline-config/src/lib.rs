@@ -1,0 +1,13 @@
+//! Hookline's one typed configuration: built-in defaults, then an optional
+//! TOML file, then `HOOKLINE__<SECTION>__<KEY>` environment variables.
+//!
+//! Every value is parsed here, by key, so that a bad value stops the service
+//! at start with a message that names the key (`delivery.retry_delays: ...`).
+
+mod duration;
+mod load;
+mod settings;
+
+pub use duration::{format_duration, parse_duration, parse_duration_list};
+pub use load::{load, load_from, ConfigError};
+pub use settings::*;

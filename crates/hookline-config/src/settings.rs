@@ -1,0 +1,254 @@
+//! The configuration sections and their defaults.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Everything any service may read; each service takes the sections it needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// RabbitMQ connection and topology.
+    pub amqp: AmqpSettings,
+    /// PostgreSQL (api and fanout only).
+    pub database: DatabaseSettings,
+    /// The ingest service.
+    pub ingest: IngestSettings,
+    /// The fanout service.
+    pub fanout: FanoutSettings,
+    /// The deliverer service's own listener.
+    pub deliverer: DelivererSettings,
+    /// How deliveries are sent and retried (deliverer, and the api's test sends).
+    pub delivery: DeliverySettings,
+    /// The control-plane api.
+    pub api: ApiSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Shutdown behaviour.
+    pub shutdown: ShutdownSettings,
+}
+
+/// Which RabbitMQ queue type carries Hookline's queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    /// Replicated Raft queues; with at-least-once dead-lettering a task in a
+    /// wait queue survives a broker restart and the move back to work.
+    Quorum,
+    /// Classic durable queues: persistent messages survive a restart, but
+    /// dead-lettering out of a wait queue is at-most-once.
+    Classic,
+}
+
+/// RabbitMQ settings.
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    /// `amqp://user:pass@host:port/vhost`.
+    pub url: Secret,
+    /// Queue type for every queue Hookline declares.
+    pub queue_type: QueueType,
+    /// How long a publish may wait for its confirm before the caller gives up
+    /// (ingest answers 503): a broker under a memory alarm never confirms.
+    pub publish_timeout: Duration,
+    /// Outstanding unconfirmed publishes per channel.
+    pub confirm_window: usize,
+    /// Delay between reconnection attempts.
+    pub reconnect_delay: Duration,
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `postgres://user@host:port/db`.
+    pub url: Secret,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+/// Ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// HTTP API and `/metrics`.
+    pub listen: SocketAddr,
+    /// Largest accepted request body for one event.
+    pub max_event_bytes: usize,
+    /// Most events in one batch request.
+    pub max_batch_events: usize,
+}
+
+/// Fanout settings.
+#[derive(Debug, Clone)]
+pub struct FanoutSettings {
+    /// `/metrics` and health.
+    pub listen: SocketAddr,
+    /// Unacked events one fanout holds; bounds memory and the confirm window.
+    pub prefetch: u16,
+    /// Full reload of the subscription index, a safety net behind the pushed
+    /// change notifications.
+    pub refresh_interval: Duration,
+}
+
+/// Deliverer listener settings.
+#[derive(Debug, Clone)]
+pub struct DelivererSettings {
+    /// `/metrics` and health.
+    pub listen: SocketAddr,
+}
+
+/// Delivery behaviour.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Waits between attempts; `len + 1` attempts in all.
+    pub retry_delays: Vec<Duration>,
+    /// Total deadline for one attempt, body included.
+    pub timeout: Duration,
+    /// Networks the SSRF guard lets through although private or loopback.
+    pub allowed_networks: Vec<IpNet>,
+    /// Also publish successes to `hookline.outcomes`.
+    pub publish_successes: bool,
+    /// Concurrent sends per deliverer.
+    pub concurrency: usize,
+    /// Share of `concurrency` (percent) that retries may use, so a retry storm
+    /// cannot starve first attempts.
+    pub retry_share_percent: u8,
+    /// Concurrent sends to one subscription per deliverer; more wait in the
+    /// retry ladder instead of holding a worker slot.
+    pub max_inflight_per_subscription: usize,
+    /// Bytes of a response body kept as the attempt's error excerpt.
+    pub response_excerpt_bytes: usize,
+}
+
+/// Api settings.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// HTTP API and `/metrics`.
+    pub listen: SocketAddr,
+    /// Bearer token with access to every tenant.
+    pub admin_token: Secret,
+    /// Accept `http://` subscription URLs (tests, local development).
+    pub allow_insecure_urls: bool,
+    /// Subscriptions one tenant may have.
+    pub max_subscriptions_per_tenant: u32,
+    /// How long a rotated-out secret keeps signing.
+    pub secret_rotation_overlap: Duration,
+    /// Age after which attempt records are pruned.
+    pub attempt_retention: Duration,
+    /// Key that encrypts subscription secrets at rest (api and fanout).
+    pub secret_key: Secret,
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    /// Most static headers on one subscription.
+    pub max_headers: usize,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable, for terminals.
+    Pretty,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Output format.
+    pub format: LogFormat,
+    /// Default filter when `RUST_LOG` is unset.
+    pub level: String,
+}
+
+/// Shutdown settings.
+#[derive(Debug, Clone)]
+pub struct ShutdownSettings {
+    /// How long in-flight work may take to drain after SIGTERM.
+    pub grace_period: Duration,
+}
+
+/// A string that must not be printed (URLs with passwords, tokens, keys).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(**redacted**)")
+    }
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("built-in listen address")
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            amqp: AmqpSettings {
+                url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+                queue_type: QueueType::Quorum,
+                publish_timeout: Duration::from_secs(5),
+                confirm_window: 1024,
+                reconnect_delay: Duration::from_secs(1),
+            },
+            database: DatabaseSettings {
+                url: Secret::new("postgres://postgres@127.0.0.1:5432/hookline"),
+                max_connections: 10,
+            },
+            ingest: IngestSettings {
+                listen: addr("127.0.0.1:8080"),
+                max_event_bytes: 256 * 1024,
+                max_batch_events: 1000,
+            },
+            fanout: FanoutSettings {
+                listen: addr("127.0.0.1:9101"),
+                prefetch: 256,
+                refresh_interval: Duration::from_secs(30),
+            },
+            deliverer: DelivererSettings {
+                listen: addr("127.0.0.1:9102"),
+            },
+            delivery: DeliverySettings {
+                retry_delays: ["5s", "30s", "2m", "10m", "1h", "6h"]
+                    .iter()
+                    .map(|d| crate::parse_duration(d).expect("built-in delay"))
+                    .collect(),
+                timeout: Duration::from_secs(10),
+                allowed_networks: Vec::new(),
+                publish_successes: false,
+                concurrency: 128,
+                retry_share_percent: 25,
+                max_inflight_per_subscription: 32,
+                response_excerpt_bytes: 1024,
+            },
+            api: ApiSettings {
+                listen: addr("127.0.0.1:8081"),
+                admin_token: Secret::new("hookline-dev-admin-token"),
+                allow_insecure_urls: false,
+                max_subscriptions_per_tenant: 10,
+                secret_rotation_overlap: Duration::from_secs(24 * 3600),
+                attempt_retention: Duration::from_secs(30 * 86400),
+                secret_key: Secret::new("hookline-dev-secret-key-change-me"),
+                max_body_bytes: 64 * 1024,
+                max_headers: 20,
+            },
+            log: LogSettings {
+                format: LogFormat::Pretty,
+                level: "info".into(),
+            },
+            shutdown: ShutdownSettings {
+                grace_period: Duration::from_secs(30),
+            },
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The deliverer's typed configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hookline_amqp::Topology;
+use hookline_config::{DeliverySettings, Settings};
+
+/// Everything a deliverer reads.
+#[derive(Debug, Clone)]
+pub struct DelivererConfig {
+    /// `/metrics` and health.
+    pub listen: SocketAddr,
+    /// Broker URL.
+    pub amqp_url: String,
+    /// Queues to declare.
+    pub topology: Topology,
+    /// Outstanding confirms per channel.
+    pub confirm_window: usize,
+    /// Pause between reconnects.
+    pub reconnect_delay: Duration,
+    /// Sending and retry behaviour.
+    pub delivery: DeliverySettings,
+    /// How long in-flight sends may finish after SIGTERM.
+    pub grace_period: Duration,
+}
+
+impl DelivererConfig {
+    /// Takes the deliverer's sections.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            listen: settings.deliverer.listen,
+            amqp_url: settings.amqp.url.expose().to_string(),
+            topology: Topology {
+                queue_type: settings.amqp.queue_type,
+                retry_delays: settings.delivery.retry_delays.clone(),
+            },
+            confirm_window: settings.amqp.confirm_window,
+            reconnect_delay: settings.amqp.reconnect_delay,
+            delivery: settings.delivery.clone(),
+            grace_period: settings.shutdown.grace_period,
+        }
+    }
+
+    /// Slots retries may hold, so first attempts always keep the rest.
+    pub fn retry_slots(&self) -> usize {
+        (self.delivery.concurrency * self.delivery.retry_share_percent as usize / 100).max(1)
+    }
+}

@@ -1,0 +1,71 @@
+//! The deliverer: consumes delivery tasks, signs and POSTs them, and either
+//! acks, schedules a retry on the ladder, or parks the task as dead.
+//! Stateless and database-free, so it scales on queue depth alone.
+
+pub mod attempts;
+pub mod config;
+pub mod handle;
+pub mod metrics;
+pub mod record;
+pub mod sender;
+pub mod signature;
+pub mod worker;
+
+use hookline_amqp::{supervise, SessionContext};
+use hookline_runtime::{ops, Readiness, Shutdown};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+
+pub use config::DelivererConfig;
+
+/// Runs a deliverer until `shutdown.token` is cancelled; in-flight sends
+/// then finish and ack (the caller bounds that by the grace period).
+pub async fn run(
+    config: DelivererConfig,
+    listener: TcpListener,
+    registry: Registry,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let metrics = metrics::Metrics::register(&registry)?;
+    let sender = sender::Sender::new(&config.delivery)?;
+    let readiness = Readiness::new();
+    readiness.set("amqp", false);
+    hookline_runtime::health::spawn_ready_gauge(
+        &shutdown,
+        readiness.clone(),
+        metrics.ready.clone(),
+    );
+
+    let token = shutdown.token.clone();
+    let ops_router = ops::router(registry, readiness.clone());
+    shutdown.tracker.spawn(async move {
+        if let Err(error) = ops::serve(listener, ops_router, token).await {
+            tracing::error!(%error, "deliverer listener failed");
+        }
+    });
+
+    let ctx = SessionContext {
+        url: config.amqp_url.clone(),
+        name: "hookline-deliverer".into(),
+        reconnect_delay: config.reconnect_delay,
+        readiness: readiness.clone(),
+        reconnects: metrics.reconnects.clone(),
+        token: shutdown.token.clone(),
+    };
+    let token = shutdown.token.clone();
+    shutdown.tracker.spawn(async move {
+        supervise(ctx, |connection| {
+            worker::session(
+                connection,
+                config.clone(),
+                sender.clone(),
+                metrics.clone(),
+                readiness.clone(),
+                token.clone(),
+            )
+        })
+        .await;
+    });
+    shutdown.token.cancelled().await;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The deliverer's metric families, named as the contract says.
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry,
+};
+
+/// Handles to every deliverer metric.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `hookline_deliveries_total{outcome,status_class}`.
+    pub deliveries: IntCounterVec,
+    /// `hookline_delivery_duration_seconds{outcome}`.
+    pub duration: HistogramVec,
+    /// `hookline_event_to_delivery_seconds`.
+    pub event_to_delivery: Histogram,
+    /// `hookline_retries_scheduled_total{delay}`.
+    pub retries: IntCounterVec,
+    /// `hookline_inflight_deliveries`.
+    pub inflight: IntGauge,
+    /// `hookline_amqp_publish_confirm_seconds{service="deliverer"}`.
+    pub confirm_seconds: Histogram,
+    /// `hookline_amqp_reconnects_total{service="deliverer"}`.
+    pub reconnects: IntCounter,
+    /// `hookline_deliveries_deferred_total`: sends put back on the ladder
+    /// because their subscription hit its in-flight cap.
+    pub deferred: IntCounter,
+    /// `hookline_ready{service="deliverer"}`.
+    pub ready: IntGauge,
+}
+
+impl Metrics {
+    /// Registers the families in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let latency = exponential_buckets(0.001, 2.0, 16)?;
+        let metrics = Self {
+            deliveries: IntCounterVec::new(
+                Opts::new(
+                    "hookline_deliveries_total",
+                    "Delivery attempts by outcome and status class.",
+                ),
+                &["outcome", "status_class"],
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "hookline_delivery_duration_seconds",
+                    "Duration of one HTTP attempt.",
+                )
+                .buckets(latency.clone()),
+                &["outcome"],
+            )?,
+            event_to_delivery: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookline_event_to_delivery_seconds",
+                    "From the event's occurred_at to its successful delivery.",
+                )
+                .buckets(exponential_buckets(0.001, 2.5, 20)?),
+            )?,
+            retries: IntCounterVec::new(
+                Opts::new(
+                    "hookline_retries_scheduled_total",
+                    "Retries put on the ladder, by delay.",
+                ),
+                &["delay"],
+            )?,
+            inflight: IntGauge::new("hookline_inflight_deliveries", "HTTP sends in flight.")?,
+            confirm_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookline_amqp_publish_confirm_seconds",
+                    "Publish to broker confirm.",
+                )
+                .const_label("service", "deliverer")
+                .buckets(latency),
+            )?,
+            reconnects: IntCounter::with_opts(
+                Opts::new("hookline_amqp_reconnects_total", "Broker reconnections.")
+                    .const_label("service", "deliverer"),
+            )?,
+            deferred: IntCounter::new(
+                "hookline_deliveries_deferred_total",
+                "Sends deferred because their subscription was at its in-flight cap.",
+            )?,
+            ready: IntGauge::with_opts(
+                Opts::new("hookline_ready", "1 when the service is ready.")
+                    .const_label("service", "deliverer"),
+            )?,
+        };
+        registry.register(Box::new(metrics.deliveries.clone()))?;
+        registry.register(Box::new(metrics.duration.clone()))?;
+        registry.register(Box::new(metrics.event_to_delivery.clone()))?;
+        registry.register(Box::new(metrics.retries.clone()))?;
+        registry.register(Box::new(metrics.inflight.clone()))?;
+        registry.register(Box::new(metrics.confirm_seconds.clone()))?;
+        registry.register(Box::new(metrics.reconnects.clone()))?;
+        registry.register(Box::new(metrics.deferred.clone()))?;
+        registry.register(Box::new(metrics.ready.clone()))?;
+        Ok(metrics)
+    }
+}

@@ -1,0 +1,188 @@
+//! One broker session: consume events, publish one task per match, and ack
+//! each event only after all of its tasks are confirmed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+use hookline_amqp::names::{DELIVERIES_QUEUE, ERROR_HEADER, EVENTS_QUEUE, INVALID_QUEUE};
+use hookline_amqp::{declare, AmqpError, ConfirmedPublisher, PendingConfirm};
+use hookline_model::{ids, Event};
+use hookline_proto::{DeliveryTask, Message, SCHEMA_VERSION};
+use lapin::acker::Acker;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::FanoutConfig;
+use crate::index::SharedIndex;
+use crate::metrics::Metrics;
+
+/// An event's acker and the confirms it waits on.
+type Pending = (Acker, Vec<PendingConfirm>);
+
+/// Consumes `hookline.events.fanout` until the connection fails or `token`
+/// is cancelled.
+pub async fn session(
+    connection: Arc<Connection>,
+    config: FanoutConfig,
+    index: SharedIndex,
+    metrics: Metrics,
+    token: CancellationToken,
+) -> Result<(), AmqpError> {
+    let publisher = ConfirmedPublisher::open(
+        &connection,
+        config.confirm_window,
+        Some(metrics.confirm_seconds.clone()),
+    )
+    .await?;
+    declare(publisher.channel(), &config.topology).await?;
+    let channel = connection.create_channel().await?;
+    // Prefetch bounds the events whose tasks are awaiting confirms: the
+    // pipeline's depth, and the memory one fanout can hold.
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await?;
+    let tag = ids::new_id("fanout");
+    let mut consumer = channel
+        .basic_consume(
+            EVENTS_QUEUE,
+            &tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    // Confirms are awaited in order by a second task, so the consumer keeps
+    // publishing while earlier events wait for theirs.
+    let (tx, rx) = mpsc::channel::<Pending>(config.prefetch as usize);
+    let acks = tokio::spawn(ack_in_order(rx));
+    let result = loop {
+        let next = tokio::select! {
+            next = consumer.next() => next,
+            _ = token.cancelled() => break Ok(()),
+        };
+        let delivery = match next {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => break Err(AmqpError::from(e)),
+            None => break Err(AmqpError::Unavailable("event consumer ended".into())),
+        };
+        let acker = delivery.acker.clone();
+        match fan_out(&delivery, &publisher, &index, &metrics).await {
+            Ok(pending) => {
+                if tx.send((acker, pending)).await.is_err() {
+                    break Err(AmqpError::Unavailable("ack task stopped".into()));
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    drop(tx);
+    let _ = acks.await;
+    let _ = channel
+        .basic_cancel(&tag, BasicCancelOptions::default())
+        .await;
+    result
+}
+
+/// Acks each event once every task it produced is confirmed; this is where
+/// at-least-once is decided for fanout. A failed confirm requeues the event:
+/// its tasks are published again with the same `webhook-id`s.
+async fn ack_in_order(mut rx: mpsc::Receiver<Pending>) {
+    while let Some((acker, pending)) = rx.recv().await {
+        let results = join_all(pending.into_iter().map(PendingConfirm::confirmed)).await;
+        let _ = if results.iter().all(Result::is_ok) {
+            acker.ack(BasicAckOptions::default()).await
+        } else {
+            tracing::warn!("a delivery task was not confirmed; requeueing its event");
+            acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await
+        };
+    }
+}
+
+/// Publishes what one event produces and returns the confirms to wait for.
+async fn fan_out(
+    delivery: &Delivery,
+    publisher: &ConfirmedPublisher,
+    index: &SharedIndex,
+    metrics: &Metrics,
+) -> Result<Vec<PendingConfirm>, AmqpError> {
+    let raw = &delivery.data;
+    let event = match Event::parse(raw, Utc::now(), || ids::event_id_for_message(raw)) {
+        Ok(event) => event,
+        Err(e) => {
+            metrics.events.with_label_values(&["invalid"]).inc();
+            tracing::warn!(reason = %e, "invalid event moved to {INVALID_QUEUE}");
+            let mut headers = FieldTable::default();
+            headers.insert(
+                ERROR_HEADER.into(),
+                AMQPValue::LongString(e.to_string().into()),
+            );
+            let properties = delivery.properties.clone().with_headers(headers);
+            return Ok(vec![
+                publisher
+                    .publish("", INVALID_QUEUE, raw, properties)
+                    .await?,
+            ]);
+        }
+    };
+    let started = Instant::now();
+    let targets = match index.read() {
+        Ok(index) => index.matching(&event.tenant, &event.event_type),
+        Err(_) => Vec::new(),
+    };
+    metrics
+        .match_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if targets.is_empty() {
+        metrics.events.with_label_values(&["unmatched"]).inc();
+        return Ok(Vec::new());
+    }
+    metrics.events.with_label_values(&["matched"]).inc();
+    // Rendered once; every task of this event carries the same bytes.
+    let body = bytes::Bytes::from(event.delivery_body(false));
+    let properties = BasicProperties::default().with_content_type("application/x-protobuf".into());
+    let mut pending = Vec::with_capacity(targets.len());
+    for target in targets {
+        let task = DeliveryTask {
+            schema_version: SCHEMA_VERSION,
+            delivery_id: ids::delivery_id(&event.tenant, &event.id, &target.id),
+            tenant: event.tenant.clone(),
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            occurred_at_ms: event.occurred_at.timestamp_millis(),
+            body: body.clone(),
+            subscription_id: target.id.clone(),
+            url: target.url.clone(),
+            secrets: target.secrets.clone(),
+            signature: Some(target.signature.clone()),
+            headers: target.headers.clone(),
+            attempt: 1,
+            test: false,
+        };
+        pending.push(
+            publisher
+                .publish(
+                    "",
+                    DELIVERIES_QUEUE,
+                    &task.encode_to_vec(),
+                    properties.clone(),
+                )
+                .await?,
+        );
+        metrics.tasks.inc();
+    }
+    Ok(pending)
+}

@@ -1,0 +1,109 @@
+//! Fanout: consumes events, matches them against an in-memory index of
+//! enabled subscriptions, and publishes one delivery task per match.
+
+pub mod config;
+pub mod consumer;
+pub mod index;
+pub mod metrics;
+pub mod refresh;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hookline_amqp::{supervise, SessionContext};
+use hookline_model::SubscriptionIndex;
+use hookline_runtime::{ops, Readiness, Shutdown};
+use prometheus::Registry;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+
+pub use config::FanoutConfig;
+
+/// Runs fanout until `shutdown.token` is cancelled.
+pub async fn run(
+    config: FanoutConfig,
+    listener: TcpListener,
+    registry: Registry,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let metrics = metrics::Metrics::register(&registry)?;
+    let readiness = Readiness::new();
+    readiness.set("amqp", false);
+    readiness.set("database", false);
+    hookline_runtime::health::spawn_ready_gauge(
+        &shutdown,
+        readiness.clone(),
+        metrics.ready.clone(),
+    );
+    let token = shutdown.token.clone();
+    let ops_router = ops::router(registry, readiness.clone());
+    shutdown.tracker.spawn(async move {
+        if let Err(error) = ops::serve(listener, ops_router, token).await {
+            tracing::error!(%error, "fanout listener failed");
+        }
+    });
+
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy(&config.database_url)
+        .map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
+    let index = Arc::new(RwLock::new(SubscriptionIndex::default()));
+    // Consuming before the first load would match nothing and ack events
+    // as unmatched: wait for it.
+    while !refresh::reload_all(&pool, &config.secret_key, &index, &metrics, &readiness).await {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.token.cancelled() => return Ok(()),
+        }
+    }
+    shutdown.tracker.spawn(refresh::periodic(
+        pool.clone(),
+        config.secret_key.clone(),
+        index.clone(),
+        metrics.clone(),
+        readiness.clone(),
+        config.refresh_interval,
+        shutdown.token.clone(),
+    ));
+
+    let ctx = SessionContext {
+        url: config.amqp_url.clone(),
+        name: "hookline-fanout".into(),
+        reconnect_delay: config.reconnect_delay,
+        readiness: readiness.clone(),
+        reconnects: metrics.reconnects.clone(),
+        token: shutdown.token.clone(),
+    };
+    let token = shutdown.token.clone();
+    shutdown.tracker.spawn(async move {
+        supervise(ctx, |connection| {
+            let (config, index, metrics, token, readiness, pool) = (
+                config.clone(),
+                index.clone(),
+                metrics.clone(),
+                token.clone(),
+                readiness.clone(),
+                pool.clone(),
+            );
+            async move {
+                let control = refresh::listen(
+                    connection.clone(),
+                    pool,
+                    config.secret_key.clone(),
+                    index.clone(),
+                    metrics.clone(),
+                    token.clone(),
+                );
+                readiness.set("amqp", true);
+                tokio::select! {
+                    result = consumer::session(connection, config, index, metrics, token) => result,
+                    result = control => result,
+                }
+            }
+        })
+        .await;
+    });
+    shutdown.token.cancelled().await;
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Fanout's metric families.
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
+};
+
+/// Handles to every fanout metric.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `hookline_fanout_events_total{outcome}`: matched, unmatched, invalid.
+    pub events: IntCounterVec,
+    /// `hookline_fanout_tasks_total`.
+    pub tasks: IntCounter,
+    /// `hookline_fanout_match_duration_seconds`.
+    pub match_seconds: Histogram,
+    /// `hookline_fanout_subscriptions_loaded`.
+    pub loaded: IntGauge,
+    /// `hookline_amqp_publish_confirm_seconds{service="fanout"}`.
+    pub confirm_seconds: Histogram,
+    /// `hookline_amqp_reconnects_total{service="fanout"}`.
+    pub reconnects: IntCounter,
+    /// `hookline_ready{service="fanout"}`.
+    pub ready: IntGauge,
+}
+
+impl Metrics {
+    /// Registers the families in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = Self {
+            events: IntCounterVec::new(
+                Opts::new(
+                    "hookline_fanout_events_total",
+                    "Events consumed, by outcome.",
+                ),
+                &["outcome"],
+            )?,
+            tasks: IntCounter::new("hookline_fanout_tasks_total", "Delivery tasks published.")?,
+            match_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookline_fanout_match_duration_seconds",
+                    "Matching one event.",
+                )
+                .buckets(exponential_buckets(0.00001, 2.0, 16)?),
+            )?,
+            loaded: IntGauge::new(
+                "hookline_fanout_subscriptions_loaded",
+                "Enabled subscriptions in the index.",
+            )?,
+            confirm_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookline_amqp_publish_confirm_seconds",
+                    "Publish to broker confirm.",
+                )
+                .const_label("service", "fanout")
+                .buckets(exponential_buckets(0.0005, 2.0, 16)?),
+            )?,
+            reconnects: IntCounter::with_opts(
+                Opts::new("hookline_amqp_reconnects_total", "Broker reconnections.")
+                    .const_label("service", "fanout"),
+            )?,
+            ready: IntGauge::with_opts(
+                Opts::new("hookline_ready", "1 when the service is ready.")
+                    .const_label("service", "fanout"),
+            )?,
+        };
+        for outcome in ["matched", "unmatched", "invalid"] {
+            metrics.events.with_label_values(&[outcome]);
+        }
+        registry.register(Box::new(metrics.events.clone()))?;
+        registry.register(Box::new(metrics.tasks.clone()))?;
+        registry.register(Box::new(metrics.match_seconds.clone()))?;
+        registry.register(Box::new(metrics.loaded.clone()))?;
+        registry.register(Box::new(metrics.confirm_seconds.clone()))?;
+        registry.register(Box::new(metrics.reconnects.clone()))?;
+        registry.register(Box::new(metrics.ready.clone()))?;
+        Ok(metrics)
+    }
+}

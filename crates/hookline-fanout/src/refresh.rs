@@ -1,0 +1,134 @@
+//! Keeping the index current: a full load at start and periodically, and a
+//! tenant reload whenever the api announces a change on `hookline.control`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hookline_amqp::names::CONTROL_EXCHANGE;
+use hookline_amqp::AmqpError;
+use hookline_proto::{Message, SubscriptionChanged};
+use hookline_runtime::Readiness;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::Connection;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::index::{load_all, load_tenant, SharedIndex};
+use crate::metrics::Metrics;
+
+/// Loads the whole index, replacing what is there. Returns whether it worked;
+/// on failure the last index keeps serving.
+pub async fn reload_all(
+    pool: &PgPool,
+    secret_key: &str,
+    index: &SharedIndex,
+    metrics: &Metrics,
+    readiness: &Readiness,
+) -> bool {
+    match load_all(pool, secret_key).await {
+        Ok(fresh) => {
+            metrics.loaded.set(fresh.len() as i64);
+            if let Ok(mut index) = index.write() {
+                *index = fresh;
+            }
+            readiness.set("database", true);
+            true
+        }
+        Err(error) => {
+            readiness.set("database", false);
+            tracing::warn!(%error, "cannot load subscriptions; matching from the last loaded index");
+            false
+        }
+    }
+}
+
+/// Reloads every `interval` until cancelled.
+pub async fn periodic(
+    pool: PgPool,
+    secret_key: String,
+    index: SharedIndex,
+    metrics: Metrics,
+    readiness: Readiness,
+    interval: Duration,
+    token: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = token.cancelled() => break,
+        }
+        reload_all(&pool, &secret_key, &index, &metrics, &readiness).await;
+    }
+}
+
+/// Listens on an exclusive queue bound to `hookline.control` and reloads the
+/// changed tenant: a change made through the api is matched within
+/// milliseconds, well inside the contract's 1 s.
+pub async fn listen(
+    connection: Arc<Connection>,
+    pool: PgPool,
+    secret_key: String,
+    index: SharedIndex,
+    metrics: Metrics,
+    token: CancellationToken,
+) -> Result<(), AmqpError> {
+    let channel = connection.create_channel().await?;
+    let queue = channel
+        .queue_declare(
+            "",
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let name = queue.name().as_str().to_string();
+    channel
+        .queue_bind(
+            &name,
+            CONTROL_EXCHANGE,
+            "",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            &name,
+            "fanout-control",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    loop {
+        let next = tokio::select! {
+            next = consumer.next() => next,
+            // On shutdown the event consumer decides when the session ends;
+            // this listener just stops reading.
+            _ = token.cancelled() => std::future::pending().await,
+        };
+        let delivery = match next {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(AmqpError::Unavailable("control consumer ended".into())),
+        };
+        if let Ok(change) = SubscriptionChanged::decode(delivery.data.as_slice()) {
+            match load_tenant(&pool, &secret_key, &change.tenant).await {
+                Ok(fresh) => {
+                    if let Ok(mut index) = index.write() {
+                        index.replace_tenant(&change.tenant, fresh);
+                        metrics.loaded.set(index.len() as i64);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(tenant = %change.tenant, %error, "cannot reload a changed tenant; the periodic refresh will")
+                }
+            }
+        }
+        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+    }
+}

@@ -1,0 +1,44 @@
+//! Ingest's typed configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hookline_amqp::Topology;
+use hookline_config::Settings;
+
+/// Everything ingest reads.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Broker URL.
+    pub amqp_url: String,
+    /// Queues to declare.
+    pub topology: Topology,
+    /// Outstanding confirms.
+    pub confirm_window: usize,
+    /// Longest wait for a confirm before answering 503.
+    pub publish_timeout: Duration,
+    /// Largest body of `POST /v1/events`.
+    pub max_event_bytes: usize,
+    /// Most events per batch.
+    pub max_batch_events: usize,
+}
+
+impl IngestConfig {
+    /// Takes ingest's sections.
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            listen: settings.ingest.listen,
+            amqp_url: settings.amqp.url.expose().to_string(),
+            topology: Topology {
+                queue_type: settings.amqp.queue_type,
+                retry_delays: settings.delivery.retry_delays.clone(),
+            },
+            confirm_window: settings.amqp.confirm_window,
+            publish_timeout: settings.amqp.publish_timeout,
+            max_event_bytes: settings.ingest.max_event_bytes,
+            max_batch_events: settings.ingest.max_batch_events,
+        }
+    }
+}

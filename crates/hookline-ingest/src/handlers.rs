@@ -1,0 +1,212 @@
+//! `POST /v1/events` and `POST /v1/events/batch`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use futures_util::future::join_all;
+use hookline_amqp::names::EVENTS_EXCHANGE;
+use hookline_amqp::AmqpError;
+use hookline_model::{ids, Event, EventError};
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+
+use crate::AppState;
+
+/// The contract's error body.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "error": { "code": code, "message": message.into() } });
+    (status, Json(body)).into_response()
+}
+
+fn unavailable(e: &AmqpError) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("the event was not accepted: {e}; nothing was published, retry later"),
+    )
+}
+
+fn body_rejection(state: &AppState, rejection: BytesRejection) -> Response {
+    state.metrics.events.with_label_values(&["rejected"]).inc();
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the request body is over the limit of {} bytes",
+                state.config.max_event_bytes
+            ),
+        )
+    } else {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            rejection.body_text(),
+        )
+    }
+}
+
+fn draining(state: &AppState) -> Option<Response> {
+    state.draining.is_cancelled().then(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this ingest is shutting down; retry on another",
+        )
+    })
+}
+
+async fn publish(state: &AppState, event: &Event) -> Result<(), AmqpError> {
+    let properties = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_message_id(event.id.clone().into());
+    state
+        .publisher
+        .publish_confirmed(
+            EVENTS_EXCHANGE,
+            &event.event_type,
+            &event.to_envelope_json(),
+            properties,
+        )
+        .await
+}
+
+fn parse_error(state: &AppState, e: EventError) -> Response {
+    state.metrics.events.with_label_values(&["invalid"]).inc();
+    error(StatusCode::BAD_REQUEST, e.code, e.message)
+}
+
+/// Validates one event and publishes it; `202` only after the confirm.
+pub async fn publish_one(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let response = match (draining(&state), body) {
+        (Some(response), _) => response,
+        (None, Err(rejection)) => body_rejection(&state, rejection),
+        (None, Ok(body)) => match Event::parse(&body, Utc::now(), || ids::new_id("evt")) {
+            Err(e) => parse_error(&state, e),
+            Ok(event) => match publish(&state, &event).await {
+                Ok(()) => {
+                    state.metrics.events.with_label_values(&["accepted"]).inc();
+                    (StatusCode::ACCEPTED, Json(json!({ "id": event.id }))).into_response()
+                }
+                Err(e) => {
+                    state.metrics.events.with_label_values(&["rejected"]).inc();
+                    tracing::warn!(error = %e, "publish failed; answered 503");
+                    unavailable(&e)
+                }
+            },
+        },
+    };
+    state
+        .metrics
+        .request_seconds
+        .with_label_values(&["/v1/events"])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Validates and publishes up to `max_batch_events`; one result per event,
+/// in order.
+pub async fn publish_batch(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let response = batch(&state, body).await;
+    state
+        .metrics
+        .request_seconds
+        .with_label_values(&["/v1/events/batch"])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Some(response) = draining(state) {
+        return response;
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejection(state, rejection),
+    };
+    let events = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(mut object)) => match object.remove("events") {
+            Some(Value::Array(events)) => events,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_batch",
+                    "the body must be {\"events\": [ … ]}",
+                )
+            }
+        },
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_batch",
+                "the body must be {\"events\": [ … ]}",
+            )
+        }
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not valid JSON: {e}"),
+            )
+        }
+    };
+    if events.len() > state.config.max_batch_events {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_events",
+            format!(
+                "a batch holds at most {} events; this one has {}",
+                state.config.max_batch_events,
+                events.len()
+            ),
+        );
+    }
+    let now = Utc::now();
+    let parsed: Vec<Result<Event, EventError>> = events
+        .into_iter()
+        .map(|value| Event::from_value(value, now, || ids::new_id("evt")))
+        .collect();
+    // All publishes go out together; their confirms are awaited together.
+    let outcomes = join_all(parsed.iter().map(|p| async move {
+        match p {
+            Ok(event) => Some(publish(state, event).await),
+            Err(_) => None,
+        }
+    }))
+    .await;
+    let results: Vec<Value> = parsed
+        .iter()
+        .zip(outcomes)
+        .map(|(parsed, outcome)| match (parsed, outcome) {
+            (Ok(event), Some(Ok(()))) => {
+                state.metrics.events.with_label_values(&["accepted"]).inc();
+                json!({ "id": event.id })
+            }
+            (Ok(_), Some(Err(e))) => {
+                state.metrics.events.with_label_values(&["rejected"]).inc();
+                json!({ "error": { "code": "unavailable", "message": format!("not published: {e}; retry this event") } })
+            }
+            (Err(e), _) => {
+                state.metrics.events.with_label_values(&["invalid"]).inc();
+                json!({ "error": { "code": e.code, "message": e.message } })
+            }
+            (Ok(_), None) => json!({ "error": { "code": "internal", "message": "not attempted" } }),
+        })
+        .collect();
+    (StatusCode::OK, Json(json!({ "results": results }))).into_response()
+}

@@ -1,0 +1,108 @@
+//! Ingest: accepts events over HTTP, validates them, and answers `202` only
+//! after RabbitMQ confirmed the publish to `hookline.events`.
+
+pub mod config;
+pub mod handlers;
+pub mod metrics;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use hookline_amqp::{SharedPublisher, SharedPublisherConfig};
+use hookline_runtime::{ops, Readiness, Shutdown};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+
+pub use config::IngestConfig;
+
+/// Shared by every request.
+pub struct AppState {
+    /// Confirmed, reconnecting publisher.
+    pub publisher: SharedPublisher,
+    /// Metric handles.
+    pub metrics: metrics::Metrics,
+    /// Limits.
+    pub config: IngestConfig,
+    /// Cancelled on shutdown: new requests get 503 while open ones finish.
+    pub draining: tokio_util::sync::CancellationToken,
+}
+
+/// Runs ingest until `shutdown.token` is cancelled.
+pub async fn run(
+    config: IngestConfig,
+    listener: TcpListener,
+    registry: Registry,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let metrics = metrics::Metrics::register(&registry)?;
+    let publisher = SharedPublisher::new(
+        SharedPublisherConfig {
+            url: config.amqp_url.clone(),
+            name: "hookline-ingest".into(),
+            window: config.confirm_window,
+            timeout: config.publish_timeout,
+            topology: config.topology.clone(),
+        },
+        Some(metrics.confirm_seconds.clone()),
+    )?;
+    let readiness = Readiness::new();
+    readiness.set("amqp", false);
+    let state = Arc::new(AppState {
+        publisher,
+        metrics: metrics.clone(),
+        config: config.clone(),
+        draining: shutdown.token.clone(),
+    });
+    spawn_broker_watch(&shutdown, state.clone(), readiness.clone());
+    hookline_runtime::health::spawn_ready_gauge(
+        &shutdown,
+        readiness.clone(),
+        metrics.ready.clone(),
+    );
+
+    let batch_limit = config.max_event_bytes.saturating_mul(40);
+    let api = Router::new()
+        .route(
+            "/v1/events",
+            post(handlers::publish_one).layer(DefaultBodyLimit::max(config.max_event_bytes)),
+        )
+        .route(
+            "/v1/events/batch",
+            post(handlers::publish_batch).layer(DefaultBodyLimit::max(batch_limit)),
+        )
+        .route("/openapi.json", get(openapi::document))
+        .with_state(state);
+    let router = ops::router(registry, readiness).merge(api);
+    ops::serve(listener, router, shutdown.token.clone()).await?;
+    Ok(())
+}
+
+/// Keeps a channel open (reconnecting after broker outages) and mirrors it
+/// into readiness, so a load balancer stops sending to an ingest that
+/// cannot publish.
+fn spawn_broker_watch(shutdown: &Shutdown, state: Arc<AppState>, readiness: Readiness) {
+    let token = shutdown.token.clone();
+    let reconnects = state.metrics.reconnects.clone();
+    shutdown.tracker.spawn(async move {
+        let mut was_up = false;
+        loop {
+            let up = state.publisher.publisher().await.is_ok();
+            if up && !was_up {
+                tracing::info!("connected to the broker");
+            } else if !up && was_up {
+                reconnects.inc();
+                tracing::warn!("lost the broker; publishing answers 503 until it returns");
+            }
+            was_up = up;
+            readiness.set("amqp", up);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = token.cancelled() => break,
+            }
+        }
+    });
+}

@@ -1,0 +1,14 @@
+//! Hookline's pure domain logic: no I/O, no async, unit-tested beside the code.
+//!
+//! Services keep their AMQP and HTTP code thin around these functions.
+
+pub mod envelope;
+pub mod ids;
+pub mod matching;
+pub mod retry;
+pub mod sealed;
+pub mod ssrf;
+
+pub use envelope::{Event, EventError};
+pub use matching::{Pattern, SubscriptionIndex};
+pub use retry::{Classification, RetryPolicy, StatusClass, Step};

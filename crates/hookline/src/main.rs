@@ -1,0 +1,175 @@
+//! The `hookline` binary: runs one service, or all four in one process, and
+//! offers `verify` for customers debugging their signature checks.
+
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hookline_config::Settings;
+use hookline_runtime::{ops, shutdown, Shutdown};
+
+#[derive(Parser)]
+#[command(name = "hookline", version, about = "Webhook delivery pipeline")]
+struct Cli {
+    /// TOML configuration file (else HOOKLINE_CONFIG, else defaults + environment).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// HTTP ingest (default 127.0.0.1:8080).
+    Ingest,
+    /// Subscription matching (metrics on 127.0.0.1:9101).
+    Fanout,
+    /// Signing and sending (metrics on 127.0.0.1:9102).
+    Deliverer,
+    /// Control plane over PostgreSQL (127.0.0.1:8081).
+    Api,
+    /// All four services in one process.
+    All,
+    /// Checks a saved delivery's signature against a secret.
+    Verify(verify::Args),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Ingest,
+    Fanout,
+    Deliverer,
+    Api,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Verify(args) = &cli.command {
+        return verify::run(args);
+    }
+    let settings = match hookline_config::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("hookline: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let services = match cli.command {
+        Command::Ingest => vec![Service::Ingest],
+        Command::Fanout => vec![Service::Fanout],
+        Command::Deliverer => vec![Service::Deliverer],
+        Command::Api => vec![Service::Api],
+        Command::All => vec![
+            Service::Api,
+            Service::Ingest,
+            Service::Fanout,
+            Service::Deliverer,
+        ],
+        Command::Verify(_) => unreachable!("handled above"),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hookline: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings, services)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hookline: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts the services, waits for SIGTERM/SIGINT, drains within the grace
+/// period.
+async fn serve(settings: Settings, services: Vec<Service>) -> anyhow::Result<()> {
+    hookline_runtime::telemetry::init(&settings.log);
+    // One registry: `hookline all` exposes every family on every listener.
+    let registry = hookline_runtime::metrics::new_registry();
+    let root = Shutdown::new();
+    let mut running = Vec::new();
+    for service in services {
+        let child = root.child();
+        let registry = registry.clone();
+        let handle = match service {
+            Service::Ingest => {
+                let config = hookline_ingest::IngestConfig::from_settings(&settings);
+                let listener = ops::bind(config.listen, "ingest.listen").await?;
+                tracing::info!(listen = %config.listen, "ingest started");
+                tokio::spawn(hookline_ingest::run(
+                    config,
+                    listener,
+                    registry,
+                    child.clone(),
+                ))
+            }
+            Service::Fanout => {
+                let config = hookline_fanout::FanoutConfig::from_settings(&settings);
+                let listener = ops::bind(config.listen, "fanout.listen").await?;
+                tracing::info!(listen = %config.listen, "fanout started");
+                tokio::spawn(hookline_fanout::run(
+                    config,
+                    listener,
+                    registry,
+                    child.clone(),
+                ))
+            }
+            Service::Deliverer => {
+                let config = hookline_deliverer::DelivererConfig::from_settings(&settings);
+                let listener = ops::bind(config.listen, "deliverer.listen").await?;
+                tracing::info!(listen = %config.listen, "deliverer started");
+                tokio::spawn(hookline_deliverer::run(
+                    config,
+                    listener,
+                    registry,
+                    child.clone(),
+                ))
+            }
+            Service::Api => {
+                let config = hookline_api::ApiConfig::from_settings(&settings);
+                let listener = ops::bind(settings.api.listen, "api.listen").await?;
+                tracing::info!(listen = %settings.api.listen, "api started");
+                tokio::spawn(hookline_api::run(config, listener, registry, child.clone()))
+            }
+        };
+        running.push((child, handle));
+    }
+    tokio::select! {
+        _ = shutdown::signal() => tracing::info!("shutdown signal received; draining"),
+        _ = first_failure(&mut running) => {}
+    }
+    root.token.cancel();
+    let grace = settings.shutdown.grace_period;
+    let mut drained = true;
+    let mut failure = None;
+    for (child, handle) in running {
+        drained &= child.drain(grace).await;
+        match handle.await {
+            Ok(Err(error)) => failure = Some(error),
+            Err(error) => failure = Some(anyhow::anyhow!("a service panicked: {error}")),
+            Ok(Ok(())) => {}
+        }
+    }
+    if !drained {
+        tracing::warn!("grace period over; unfinished work stays unacked and will be redelivered");
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// Resolves when any service's `run` returns early (a start-up error).
+async fn first_failure(running: &mut [(Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>)]) {
+    loop {
+        for (child, handle) in running.iter() {
+            if handle.is_finished() && !child.token.is_cancelled() {
+                tracing::error!("a service stopped unexpectedly; shutting down");
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

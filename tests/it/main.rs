@@ -1,0 +1,7 @@
+//! Hookline's integration tests: the real services against the real broker,
+//! database and an HTTP receiver on loopback. One binary, a module per area.
+
+mod api;
+mod ingest;
+mod pipeline;
+mod retries;

@@ -1,0 +1,353 @@
+//! One isolated Hookline per test: its own RabbitMQ vhost and PostgreSQL
+//! database, the four services in-process on ephemeral ports, and clean-up
+//! of both on drop, so tests run in parallel and leave nothing behind.
+
+use std::time::Duration;
+
+use hookline_config::{QueueType, Secret, Settings};
+use hookline_runtime::Shutdown;
+use lapin::options::BasicPublishOptions;
+use lapin::BasicProperties;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::eventually;
+
+/// RabbitMQ management API (vhosts are made through it).
+const MANAGEMENT: &str = "http://127.0.0.1:15672/api";
+/// Where test databases are created.
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+/// The admin token every test env uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// What a test may change before the services start.
+pub struct TestOptions {
+    /// Settings as the services will see them (URLs are filled in).
+    pub settings: Settings,
+    /// Start the deliverer (tests of the queues alone leave it off).
+    pub deliverer: bool,
+}
+
+/// A running, isolated Hookline.
+pub struct TestEnv {
+    /// The settings the services run with.
+    pub settings: Settings,
+    /// `http://127.0.0.1:PORT` of each service.
+    pub ingest: String,
+    /// Api base URL.
+    pub api: String,
+    /// Fanout base URL (metrics, health).
+    pub fanout: String,
+    /// Deliverer base URL (metrics, health); empty when not started.
+    pub deliverer: String,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    vhost: String,
+    database: String,
+    shutdown: Shutdown,
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// Settings for tests: short ladder, loopback allowed, classic queues (the
+/// quorum type is exercised by its own test, not created and deleted per test).
+pub fn test_settings() -> Settings {
+    let mut s = Settings::default();
+    s.amqp.queue_type = QueueType::Classic;
+    s.amqp.reconnect_delay = Duration::from_millis(200);
+    s.amqp.publish_timeout = Duration::from_secs(3);
+    s.delivery.retry_delays = vec![Duration::from_secs(1), Duration::from_secs(2)];
+    s.delivery.timeout = Duration::from_secs(5);
+    s.delivery.allowed_networks = vec!["127.0.0.0/8".parse().expect("cidr")];
+    s.api.allow_insecure_urls = true;
+    s.api.admin_token = Secret::new(ADMIN_TOKEN);
+    s.fanout.refresh_interval = Duration::from_secs(5);
+    s.shutdown.grace_period = Duration::from_secs(5);
+    s
+}
+
+impl TestEnv {
+    /// Starts everything with the default test settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything after `tweak` adjusted the options.
+    pub async fn start_with(tweak: impl FnOnce(&mut TestOptions)) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
+        let http = reqwest::Client::new();
+        let vhost = unique("hl");
+        let database = unique("hl");
+        create_vhost(&http, &vhost).await;
+        create_database(&database).await;
+        let mut options = TestOptions {
+            settings: test_settings(),
+            deliverer: true,
+        };
+        tweak(&mut options);
+        let mut settings = options.settings;
+        settings.amqp.url = Secret::new(format!("amqp://guest:guest@127.0.0.1:5672/{vhost}"));
+        settings.database.url = Secret::new(format!("{POSTGRES}/{database}"));
+
+        let shutdown = Shutdown::new();
+        let api = spawn_service(&shutdown, |l, r, s| {
+            hookline_api::run(hookline_api::ApiConfig::from_settings(&settings), l, r, s)
+        })
+        .await;
+        let ingest = spawn_service(&shutdown, |l, r, s| {
+            hookline_ingest::run(
+                hookline_ingest::IngestConfig::from_settings(&settings),
+                l,
+                r,
+                s,
+            )
+        })
+        .await;
+        let fanout = spawn_service(&shutdown, |l, r, s| {
+            hookline_fanout::run(
+                hookline_fanout::FanoutConfig::from_settings(&settings),
+                l,
+                r,
+                s,
+            )
+        })
+        .await;
+        let deliverer = if options.deliverer {
+            spawn_service(&shutdown, |l, r, s| {
+                hookline_deliverer::run(
+                    hookline_deliverer::DelivererConfig::from_settings(&settings),
+                    l,
+                    r,
+                    s,
+                )
+            })
+            .await
+        } else {
+            String::new()
+        };
+        let env = Self {
+            settings,
+            ingest,
+            api,
+            fanout,
+            deliverer,
+            http,
+            vhost,
+            database,
+            shutdown,
+        };
+        for base in [&env.api, &env.ingest, &env.fanout, &env.deliverer] {
+            if base.is_empty() {
+                continue;
+            }
+            let url = format!("{base}/readyz");
+            let http = env.http.clone();
+            eventually(Duration::from_secs(30), &url, || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let ok = http.get(&url).send().await.ok()?.status().is_success();
+                    ok.then_some(())
+                }
+            })
+            .await;
+        }
+        env
+    }
+
+    /// `POST` JSON to the api as admin; returns status and body.
+    pub async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.api))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("api reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET` from the api as admin.
+    pub async fn api_get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("api reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a subscription and returns it (with its secret).
+    pub async fn subscribe(&self, tenant: &str, url: &str, event_types: &[&str]) -> Value {
+        let (status, body) = self
+            .api_post(
+                &format!("/v1/tenants/{tenant}/subscriptions"),
+                serde_json::json!({ "name": "test", "url": url, "event_types": event_types }),
+            )
+            .await;
+        assert_eq!(status, 201, "create subscription: {body}");
+        body
+    }
+
+    /// `POST /v1/events` to ingest.
+    pub async fn post_event(&self, event: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/events", self.ingest))
+            .json(&event)
+            .send()
+            .await
+            .expect("ingest reachable");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Publishes raw bytes to `hookline.events` like any AMQP producer would.
+    pub async fn publish_amqp(&self, routing_key: &str, body: &[u8]) {
+        let connection = hookline_amqp::connect(self.settings.amqp.url.expose(), "test-producer")
+            .await
+            .expect("connect");
+        let channel = connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(Default::default())
+            .await
+            .expect("confirm mode");
+        channel
+            .basic_publish(
+                hookline_amqp::names::EVENTS_EXCHANGE,
+                routing_key,
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default()
+                    .with_content_type("application/json".into())
+                    .with_delivery_mode(2),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        let _ = connection.close(200, "done").await;
+    }
+
+    /// The AMQP URL of this env's vhost.
+    pub fn amqp_url(&self) -> &str {
+        self.settings.amqp.url.expose()
+    }
+
+    /// Text of a service's `/metrics`.
+    pub async fn metrics(&self, base: &str) -> String {
+        self.http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics reachable")
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Stops the services and waits for them to drain.
+    pub async fn stop(&self) {
+        self.shutdown.drain(Duration::from_secs(10)).await;
+    }
+}
+
+async fn spawn_service<F, Fut>(shutdown: &Shutdown, run: F) -> String
+where
+    F: FnOnce(TcpListener, prometheus::Registry, Shutdown) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let registry = hookline_runtime::metrics::new_registry();
+    let future = run(
+        listener,
+        registry,
+        Shutdown {
+            token: shutdown.token.child_token(),
+            tracker: shutdown.tracker.clone(),
+        },
+    );
+    shutdown.tracker.spawn(async move {
+        if let Err(error) = future.await {
+            panic!("service failed: {error:#}");
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn create_vhost(http: &reqwest::Client, vhost: &str) {
+    let status = http
+        .put(format!("{MANAGEMENT}/vhosts/{vhost}"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .expect("RabbitMQ management API reachable (run scripts/services.sh)")
+        .status();
+    assert!(status.is_success(), "create vhost: {status}");
+    let status = http
+        .put(format!("{MANAGEMENT}/permissions/{vhost}/guest"))
+        .basic_auth("guest", Some("guest"))
+        .json(&serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }))
+        .send()
+        .await
+        .expect("management API")
+        .status();
+    assert!(status.is_success(), "vhost permissions: {status}");
+}
+
+async fn create_database(name: &str) {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
+        .await
+        .expect("PostgreSQL reachable (run scripts/services.sh)");
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut connection)
+        .await
+        .expect("create database");
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.shutdown.token.cancel();
+        let (vhost, database) = (self.vhost.clone(), self.database.clone());
+        // Clean-up needs async clients; run it on a runtime of its own so it
+        // also happens when a test panics.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let http = reqwest::Client::new();
+                let _ = http
+                    .delete(format!("{MANAGEMENT}/vhosts/{vhost}"))
+                    .basic_auth("guest", Some("guest"))
+                    .send()
+                    .await;
+                use sqlx::Connection;
+                if let Ok(mut c) =
+                    sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await
+                {
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
