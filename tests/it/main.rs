@@ -3,5 +3,6 @@
 
 mod api;
 mod ingest;
+mod metrics;
 mod pipeline;
 mod retries;

@@ -12,7 +12,7 @@ mod cursor;
 mod db;
 mod error;
 mod extract;
-mod metrics;
+pub mod metrics;
 mod migrate;
 mod readiness;
 mod recorder;

@@ -1,11 +1,11 @@
 //! The api's metric families, registered once into the process registry.
 //! No tenant, URL or subscription id ever becomes a label.
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 
 /// Handles to every metric the api updates.
 #[derive(Clone)]
-pub(crate) struct ApiMetrics {
+pub struct Metrics {
     /// `hookline_attempt_records_written_total`: attempt rows stored.
     pub attempt_records_written: IntCounter,
     /// `hookline_attempt_record_lag_seconds`: from the attempt to its row,
@@ -16,16 +16,15 @@ pub(crate) struct ApiMetrics {
     /// `hookline_api_parked_messages_total`: messages the recorders could
     /// not decode and kept in `parked_messages` instead.
     pub parked_messages: IntCounter,
-    /// `hookline_api_amqp_reconnects_total`: recorder reconnections.
+    /// `hookline_amqp_reconnects_total{service="api"}`: recorder reconnections.
     pub reconnects: IntCounter,
     /// `hookline_ready{service="api"}`: 1 when `/readyz` would answer 200.
-    pub ready: Gauge,
+    pub ready: IntGauge,
 }
 
-impl ApiMetrics {
-    /// Creates and registers the families. `hookline_ready` may already be
-    /// registered by another service of `hookline all` with other help
-    /// text; that one failure is logged, not fatal.
+impl Metrics {
+    /// Creates and registers the families; the shared ones come from
+    /// `hookline_runtime::metrics` so `hookline all` can hold every service.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self {
             attempt_records_written: IntCounter::new(
@@ -47,26 +46,15 @@ impl ApiMetrics {
                 "hookline_api_parked_messages_total",
                 "Undecodable messages the api recorders kept in parked_messages.",
             )?,
-            reconnects: IntCounter::new(
-                "hookline_api_amqp_reconnects_total",
-                "Reconnections of the api's recorder consumers to the broker.",
-            )?,
-            ready: Gauge::with_opts(
-                Opts::new(
-                    "hookline_ready",
-                    "Whether the service is ready (1) or not (0).",
-                )
-                .const_label("service", "api"),
-            )?,
+            reconnects: hookline_runtime::metrics::reconnects_counter("api")?,
+            ready: hookline_runtime::metrics::ready_gauge("api")?,
         };
         registry.register(Box::new(metrics.attempt_records_written.clone()))?;
         registry.register(Box::new(metrics.attempt_record_lag.clone()))?;
         registry.register(Box::new(metrics.dead_letters.clone()))?;
         registry.register(Box::new(metrics.parked_messages.clone()))?;
         registry.register(Box::new(metrics.reconnects.clone()))?;
-        if let Err(error) = registry.register(Box::new(metrics.ready.clone())) {
-            tracing::warn!(%error, "cannot register hookline_ready for the api");
-        }
+        registry.register(Box::new(metrics.ready.clone()))?;
         Ok(metrics)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hookline_amqp::SharedPublisher;
 use hookline_runtime::Readiness;
-use prometheus::Gauge;
+use prometheus::IntGauge;
 use tokio_util::sync::CancellationToken;
 
 /// How often readiness is recomputed.
@@ -20,7 +20,7 @@ pub(crate) async fn watch(
     publisher: Arc<SharedPublisher>,
     consumers: Vec<Readiness>,
     readiness: Readiness,
-    gauge: Gauge,
+    gauge: IntGauge,
     token: CancellationToken,
 ) {
     loop {
@@ -31,11 +31,11 @@ pub(crate) async fn watch(
             );
         let consumers_up = consumers.iter().all(Readiness::is_ready);
         readiness.set("amqp", publisher_up && consumers_up);
-        gauge.set(if readiness.is_ready() { 1.0 } else { 0.0 });
+        gauge.set(readiness.is_ready() as i64);
         tokio::select! {
             _ = token.cancelled() => break,
             _ = tokio::time::sleep(INTERVAL) => {}
         }
     }
-    gauge.set(0.0);
+    gauge.set(0);
 }

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::config::ApiConfig;
 use crate::control::Notifier;
 use crate::db::{self, Database};
-use crate::metrics::ApiMetrics;
+use crate::metrics::Metrics;
 use crate::recorder::Recorders;
 use crate::state::{AppState, Shared};
 use crate::validate::Rules;
@@ -37,7 +37,7 @@ pub async fn run(
     // A child token, so that a failing server can stop this service's own
     // tasks without cancelling the caller's other services.
     let token = shutdown.token.child_token();
-    let metrics = ApiMetrics::register(&registry).context("cannot register the api metrics")?;
+    let metrics = Metrics::register(&registry).context("cannot register the api metrics")?;
     let db = Database::connect_lazy(&config.database).context("database.url")?;
     let topology = Topology {
         queue_type: config.amqp.queue_type,

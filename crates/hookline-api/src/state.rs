@@ -9,7 +9,7 @@ use hookline_deliverer::sender::Sender;
 use crate::config::ApiConfig;
 use crate::control::Notifier;
 use crate::db::Database;
-use crate::metrics::ApiMetrics;
+use crate::metrics::Metrics;
 use crate::validate::Rules;
 
 /// Cheap to clone: one `Arc` around the shared parts.
@@ -31,7 +31,7 @@ pub(crate) struct Shared {
     /// The deliverer's HTTP client, for synchronous test sends.
     pub sender: Sender,
     /// Metric handles (the test send records its attempt).
-    pub metrics: ApiMetrics,
+    pub metrics: Metrics,
 }
 
 impl AppState {

@@ -64,26 +64,13 @@ impl Metrics {
                 &["delay"],
             )?,
             inflight: IntGauge::new("hookline_inflight_deliveries", "HTTP sends in flight.")?,
-            confirm_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "hookline_amqp_publish_confirm_seconds",
-                    "Publish to broker confirm.",
-                )
-                .const_label("service", "deliverer")
-                .buckets(latency),
-            )?,
-            reconnects: IntCounter::with_opts(
-                Opts::new("hookline_amqp_reconnects_total", "Broker reconnections.")
-                    .const_label("service", "deliverer"),
-            )?,
+            confirm_seconds: hookline_runtime::metrics::confirm_histogram("deliverer")?,
+            reconnects: hookline_runtime::metrics::reconnects_counter("deliverer")?,
             deferred: IntCounter::new(
                 "hookline_deliveries_deferred_total",
                 "Sends deferred because their subscription was at its in-flight cap.",
             )?,
-            ready: IntGauge::with_opts(
-                Opts::new("hookline_ready", "1 when the service is ready.")
-                    .const_label("service", "deliverer"),
-            )?,
+            ready: hookline_runtime::metrics::ready_gauge("deliverer")?,
         };
         registry.register(Box::new(metrics.deliveries.clone()))?;
         registry.register(Box::new(metrics.duration.clone()))?;

@@ -47,22 +47,9 @@ impl Metrics {
                 "hookline_fanout_subscriptions_loaded",
                 "Enabled subscriptions in the index.",
             )?,
-            confirm_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "hookline_amqp_publish_confirm_seconds",
-                    "Publish to broker confirm.",
-                )
-                .const_label("service", "fanout")
-                .buckets(exponential_buckets(0.0005, 2.0, 16)?),
-            )?,
-            reconnects: IntCounter::with_opts(
-                Opts::new("hookline_amqp_reconnects_total", "Broker reconnections.")
-                    .const_label("service", "fanout"),
-            )?,
-            ready: IntGauge::with_opts(
-                Opts::new("hookline_ready", "1 when the service is ready.")
-                    .const_label("service", "fanout"),
-            )?,
+            confirm_seconds: hookline_runtime::metrics::confirm_histogram("fanout")?,
+            reconnects: hookline_runtime::metrics::reconnects_counter("fanout")?,
+            ready: hookline_runtime::metrics::ready_gauge("fanout")?,
         };
         for outcome in ["matched", "unmatched", "invalid"] {
             metrics.events.with_label_values(&[outcome]);

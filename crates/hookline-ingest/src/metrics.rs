@@ -40,22 +40,9 @@ impl Metrics {
                 .buckets(latency.clone()),
                 &["route"],
             )?,
-            confirm_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "hookline_amqp_publish_confirm_seconds",
-                    "Publish to broker confirm.",
-                )
-                .const_label("service", "ingest")
-                .buckets(latency),
-            )?,
-            reconnects: IntCounter::with_opts(
-                Opts::new("hookline_amqp_reconnects_total", "Broker reconnections.")
-                    .const_label("service", "ingest"),
-            )?,
-            ready: IntGauge::with_opts(
-                Opts::new("hookline_ready", "1 when the service is ready.")
-                    .const_label("service", "ingest"),
-            )?,
+            confirm_seconds: hookline_runtime::metrics::confirm_histogram("ingest")?,
+            reconnects: hookline_runtime::metrics::reconnects_counter("ingest")?,
+            ready: hookline_runtime::metrics::ready_gauge("ingest")?,
         };
         for outcome in ["accepted", "invalid", "rejected"] {
             metrics.events.with_label_values(&[outcome]);

@@ -9,14 +9,14 @@ use sqlx::PgConnection;
 
 use super::consume::Sink;
 use crate::control::{Change, Notifier};
-use crate::metrics::ApiMetrics;
+use crate::metrics::Metrics;
 use crate::store::attempts::{self, Written};
 use crate::store::parked;
 
 /// Writes attempt batches; disables subscriptions whose receiver is gone.
 pub(crate) struct AttemptSink {
     /// Written count and lag.
-    pub metrics: ApiMetrics,
+    pub metrics: Metrics,
     /// Announces 410 disables.
     pub notifier: Notifier,
 }

@@ -11,7 +11,7 @@ use lapin::types::FieldTable;
 use sqlx::PgConnection;
 
 use super::consume::Sink;
-use crate::metrics::ApiMetrics;
+use crate::metrics::Metrics;
 use crate::store::dead_letters::{self, DeadLetterRow};
 use crate::store::{clean, parked};
 
@@ -23,7 +23,7 @@ const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
 /// Writes dead letters.
 pub(crate) struct DeadLetterSink {
     /// Dead-letter and parked counts.
-    pub metrics: ApiMetrics,
+    pub metrics: Metrics,
 }
 
 /// Counts of one committed write.

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ApiConfig;
 use crate::control::Notifier;
 use crate::db::Database;
-use crate::metrics::ApiMetrics;
+use crate::metrics::Metrics;
 
 pub(crate) use consume::Sink;
 
@@ -30,7 +30,7 @@ pub(crate) struct Recorders {
     /// Broker URL and reconnect delay come from here.
     pub config: ApiConfig,
     /// Counters and the lag histogram.
-    pub metrics: ApiMetrics,
+    pub metrics: Metrics,
     /// Announces subscriptions disabled by a 410.
     pub notifier: Notifier,
     /// Stops the consumers.
