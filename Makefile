@@ -2,7 +2,7 @@
 CARGO ?= cargo
 RELEASE := target/release/hookline
 
-.PHONY: setup services tools build run test test-faults check-deploy lint fmt bench
+.PHONY: setup services tools build run test test-faults check-deploy lint fmt bench fuzz
 
 setup: tools services build ## install what is missing, start services, build
 
@@ -35,3 +35,26 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+# Property-based fuzzing of envelope parsing, task decoding and signature
+# header parsing: FUZZ_CASES cases per target, at most FUZZ_SECONDS.
+FUZZ_CASES ?= 200000
+FUZZ_SECONDS ?= 300
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) timeout $(FUZZ_SECONDS) $(CARGO) nextest run --release -p hookline-fuzz --run-ignored only --no-capture
+
+# The benchmark, outside `make test`: the raw RabbitMQ ceiling, then the real
+# pipeline's throughput, latency, fairness and footprint; prints one table and
+# writes target/bench/report.json and report.md. Flags: BENCH_ARGS='--help'.
+bench: services
+	$(CARGO) build --release -p hookline-bench -p hookline
+	target/release/hookline-bench $(BENCH_ARGS)
+
+# Fault injection: broker restarts, dropped connections, a memory alarm,
+# kill -9, PostgreSQL down, poison messages, misbehaving receivers and the
+# security rules. Tests that break a server start their own RabbitMQ node and
+# PostgreSQL cluster (scratch directories under $TMPDIR/hookline-faults), so
+# nothing else is disturbed; `make test` runs all of these too.
+test-faults: tools services build
+	$(CARGO) nextest run --release -p hookline-tests --no-fail-fast \
+		-E 'binary(faults) | (binary(it) & test(/^(receivers|security)::/))'

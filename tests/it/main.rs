@@ -4,5 +4,10 @@
 mod api;
 mod ingest;
 mod metrics;
+mod observability;
 mod pipeline;
+mod receivers;
 mod retries;
+mod security;
+mod shutdown;
+mod signing;

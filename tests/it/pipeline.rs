@@ -19,7 +19,7 @@ async fn an_event_posted_to_ingest_reaches_its_subscription_signed() {
     assert_eq!(status, 202, "{accepted}");
     let event_id = accepted["id"].as_str().expect("id").to_string();
 
-    let request = eventually(Duration::from_secs(15), "the delivery", || async {
+    let request = eventually(Duration::from_secs(40), "the delivery", || async {
         receiver.requests("/crm").into_iter().next()
     })
     .await;
@@ -70,7 +70,7 @@ async fn an_amqp_event_reaches_every_matching_subscription_once_and_no_other() {
     env.publish_amqp("lead.created", event.to_string().as_bytes())
         .await;
 
-    eventually(Duration::from_secs(15), "three deliveries", || async {
+    eventually(Duration::from_secs(40), "three deliveries", || async {
         (receiver.all().len() >= 3).then_some(())
     })
     .await;
@@ -103,7 +103,7 @@ async fn an_invalid_amqp_event_is_parked_with_its_reason() {
         .await
         .expect("connect");
     let channel = connection.create_channel().await.expect("channel");
-    let message = eventually(Duration::from_secs(10), "the invalid message", || {
+    let message = eventually(Duration::from_secs(30), "the invalid message", || {
         let channel = channel.clone();
         async move {
             channel

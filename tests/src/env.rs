@@ -24,7 +24,14 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub struct TestOptions {
     /// Settings as the services will see them (URLs are filled in).
     pub settings: Settings,
-    /// Start the deliverer (tests of the queues alone leave it off).
+    /// Start the api in-process.
+    pub api: bool,
+    /// Start ingest in-process.
+    pub ingest: bool,
+    /// Start fanout in-process.
+    pub fanout: bool,
+    /// Start the deliverer in-process (tests that run it as a binary, or
+    /// test the queues alone, leave it off).
     pub deliverer: bool,
 }
 
@@ -77,7 +84,7 @@ impl TestEnv {
     /// Starts everything after `tweak` adjusted the options.
     pub async fn start_with(tweak: impl FnOnce(&mut TestOptions)) -> Self {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
+            .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
         let http = reqwest::Client::new();
@@ -87,6 +94,9 @@ impl TestEnv {
         create_database(&database).await;
         let mut options = TestOptions {
             settings: test_settings(),
+            api: true,
+            ingest: true,
+            fanout: true,
             deliverer: true,
         };
         tweak(&mut options);
@@ -95,28 +105,40 @@ impl TestEnv {
         settings.database.url = Secret::new(format!("{POSTGRES}/{database}"));
 
         let shutdown = Shutdown::new();
-        let api = spawn_service(&shutdown, |l, r, s| {
-            hookline_api::run(hookline_api::ApiConfig::from_settings(&settings), l, r, s)
-        })
-        .await;
-        let ingest = spawn_service(&shutdown, |l, r, s| {
-            hookline_ingest::run(
-                hookline_ingest::IngestConfig::from_settings(&settings),
-                l,
-                r,
-                s,
-            )
-        })
-        .await;
-        let fanout = spawn_service(&shutdown, |l, r, s| {
-            hookline_fanout::run(
-                hookline_fanout::FanoutConfig::from_settings(&settings),
-                l,
-                r,
-                s,
-            )
-        })
-        .await;
+        let api = if options.api {
+            spawn_service(&shutdown, |l, r, s| {
+                hookline_api::run(hookline_api::ApiConfig::from_settings(&settings), l, r, s)
+            })
+            .await
+        } else {
+            String::new()
+        };
+        let ingest = if options.ingest {
+            spawn_service(&shutdown, |l, r, s| {
+                hookline_ingest::run(
+                    hookline_ingest::IngestConfig::from_settings(&settings),
+                    l,
+                    r,
+                    s,
+                )
+            })
+            .await
+        } else {
+            String::new()
+        };
+        let fanout = if options.fanout {
+            spawn_service(&shutdown, |l, r, s| {
+                hookline_fanout::run(
+                    hookline_fanout::FanoutConfig::from_settings(&settings),
+                    l,
+                    r,
+                    s,
+                )
+            })
+            .await
+        } else {
+            String::new()
+        };
         let deliverer = if options.deliverer {
             spawn_service(&shutdown, |l, r, s| {
                 hookline_deliverer::run(
@@ -159,8 +181,16 @@ impl TestEnv {
         env
     }
 
-    /// `POST` JSON to the api as admin; returns status and body.
+    /// `POST` JSON to the api as admin; returns status and body. Creating a
+    /// subscription returns once fanout has loaded it (the contract gives a
+    /// change up to 1 s), so an event sent next is matched.
     pub async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let creates_subscription = path.ends_with("/subscriptions");
+        let loaded_before = if creates_subscription {
+            self.fanout_loaded().await
+        } else {
+            0
+        };
         let response = self
             .http
             .post(format!("{}{path}", self.api))
@@ -170,7 +200,29 @@ impl TestEnv {
             .await
             .expect("api reachable");
         let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let body = response.json().await.unwrap_or(Value::Null);
+        if creates_subscription && status == 201 && !self.fanout.is_empty() {
+            eventually(
+                Duration::from_secs(30),
+                "fanout to load the new subscription",
+                || async { (self.fanout_loaded().await > loaded_before).then_some(()) },
+            )
+            .await;
+        }
+        (status, body)
+    }
+
+    /// `hookline_fanout_subscriptions_loaded` of the in-process fanout.
+    async fn fanout_loaded(&self) -> i64 {
+        if self.fanout.is_empty() {
+            return 0;
+        }
+        self.metrics(&self.fanout)
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix("hookline_fanout_subscriptions_loaded "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// `GET` from the api as admin.

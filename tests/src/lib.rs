@@ -2,7 +2,9 @@
 //! started in-process on port 0, a real HTTP receiver that captures every
 //! delivery, and `eventually` for waiting without bare sleeps.
 
+pub mod binary;
 pub mod env;
+pub mod faults;
 pub mod receiver;
 pub mod signature;
 

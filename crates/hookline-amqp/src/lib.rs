@@ -2,14 +2,18 @@
 //! declaration, confirmed publishing with a bounded window, and the
 //! reconnecting session loop every consumer runs in.
 
+pub mod ack;
 pub mod connect;
+pub mod control;
 pub mod error;
 pub mod names;
 pub mod publisher;
 pub mod shared;
 pub mod topology;
 
+pub use ack::{AckFrame, AckLedger};
 pub use connect::{connect, header_str, supervise, SessionContext};
+pub use control::subscribe_control;
 pub use error::AmqpError;
 pub use publisher::{ConfirmedPublisher, PendingConfirm};
 pub use shared::{SharedPublisher, SharedPublisherConfig};

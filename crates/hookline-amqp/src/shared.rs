@@ -90,7 +90,9 @@ impl SharedPublisher {
     }
 
     /// Publishes and waits for the confirm, all within the configured
-    /// timeout. A failed channel is dropped so the next call reopens one.
+    /// timeout: waiting for a channel, opening one and the confirm share one
+    /// deadline, so a broker under a memory alarm costs a caller at most
+    /// `timeout`. A failed channel is dropped so the next call reopens one.
     pub async fn publish_confirmed(
         &self,
         exchange: &str,
@@ -98,14 +100,16 @@ impl SharedPublisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), AmqpError> {
-        let publisher = self.publisher().await?;
-        let result = tokio::time::timeout(
-            self.config.timeout,
-            publisher.publish_confirmed(exchange, routing_key, payload, properties),
-        )
-        .await
-        .map_err(|_| AmqpError::Timeout)
-        .and_then(|r| r);
+        let attempt = async {
+            let publisher = self.publisher().await?;
+            publisher
+                .publish_confirmed(exchange, routing_key, payload, properties)
+                .await
+        };
+        let result = tokio::time::timeout(self.config.timeout, attempt)
+            .await
+            .map_err(|_| AmqpError::Timeout)
+            .and_then(|r| r);
         if matches!(
             result,
             Err(AmqpError::Connection(_)) | Err(AmqpError::Timeout)
@@ -115,9 +119,13 @@ impl SharedPublisher {
         result
     }
 
-    /// Forgets the current channel (after a failure or timeout).
+    /// Forgets the current channel (after a failure or timeout). If another
+    /// caller holds the lock it is opening a fresh channel already: do not
+    /// wait for it, the caller's deadline has passed.
     pub async fn invalidate(&self) {
-        *self.current.lock().await = None;
+        if let Ok(mut current) = self.current.try_lock() {
+            *current = None;
+        }
     }
 
     /// Whether a channel is open right now (readiness).

@@ -26,4 +26,5 @@ mod validate;
 pub use config::ApiConfig;
 pub use error::ApiError;
 pub use migrate::migrate;
+pub use routes::openapi::ROUTES;
 pub use service::run;

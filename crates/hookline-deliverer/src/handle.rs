@@ -1,8 +1,6 @@
 //! What happens to one delivery task: send it, then ack, retry or park.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use chrono::Utc;
 use hookline_amqp::names::{wait_queue, DEAD_QUEUE, ERROR_HEADER, OUTCOMES_EXCHANGE};
@@ -12,8 +10,10 @@ use hookline_model::retry::{Classification, RetryPolicy, Step};
 use hookline_proto::{AttemptStatus, DeadLetter, DeliveryTask, Message, SCHEMA_VERSION};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
+use tokio::sync::Semaphore;
 
 use crate::attempts::RecordSink;
+use crate::fairness::Admission;
 use crate::metrics::Metrics;
 use crate::record::{attempt_json, attempt_record, status_name};
 use crate::sender::{SendResult, Sender};
@@ -32,10 +32,13 @@ pub struct Handler {
     pub metrics: Metrics,
     /// Publish successes to `hookline.outcomes` too.
     pub publish_successes: bool,
-    /// Per-subscription in-flight cap.
-    pub max_inflight_per_subscription: usize,
-    /// Sends in flight per subscription, for the cap.
-    pub inflight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Per-subscription admission (in-flight cap, short local line).
+    pub fairness: crate::fairness::Fairness,
+    /// Subscriptions deleted or disabled meanwhile.
+    pub revocations: crate::revocations::Revocations,
+    /// Cancelled on shutdown: a task that has not started sending by then
+    /// goes back to the queue for another deliverer.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// What the consumer does with the message afterwards.
@@ -47,23 +50,13 @@ pub enum Disposition {
     Requeue,
 }
 
-/// Decrements the subscription's in-flight count when the send is over.
-struct InflightSlot {
-    map: Arc<Mutex<HashMap<String, usize>>>,
-    key: String,
-}
-
-impl Drop for InflightSlot {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.map.lock() {
-            if let Some(n) = map.get_mut(&self.key) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(&self.key);
-                }
-            }
-        }
-    }
+/// The worker slots a send must hold: the deliverer-wide pool, and for
+/// retries also the retry share.
+pub struct Slots {
+    /// Every send holds one of these.
+    pub all: Arc<Semaphore>,
+    /// Retries also hold one of these, so they cannot take every slot.
+    pub own: Option<Arc<Semaphore>>,
 }
 
 fn error_headers(reason: &str) -> FieldTable {
@@ -81,7 +74,7 @@ fn protobuf() -> BasicProperties {
 
 impl Handler {
     /// Handles one raw message from a deliveries queue.
-    pub async fn handle(&self, payload: &[u8]) -> Disposition {
+    pub async fn handle(&self, payload: &[u8], slots: &Slots) -> Disposition {
         let task = match DeliveryTask::decode(payload) {
             Ok(task) if task.schema_version == SCHEMA_VERSION => task,
             Ok(task) => {
@@ -98,12 +91,28 @@ impl Handler {
                     .await
             }
         };
-        let Some(_slot) = self.take_slot(&task.subscription_id) else {
-            return self.defer(&task).await;
+        if !task.test && self.revocations.is_revoked(&task.subscription_id) {
+            tracing::info!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, outcome = "dropped", "subscription deleted or disabled; task dropped");
+            return Disposition::Ack;
+        }
+        let ticket = match self.fairness.admit(&task.subscription_id).await {
+            Admission::Admitted(ticket) => ticket,
+            Admission::Defer => return self.defer(&task).await,
         };
+        // Worker slots are taken only once the subscription admits the
+        // send: a task waiting on a busy endpoint holds none.
+        let _own = match &slots.own {
+            Some(own) => own.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let _slot = slots.all.clone().acquire_owned().await.ok();
+        if self.shutdown.is_cancelled() {
+            return Disposition::Requeue;
+        }
         self.metrics.inflight.inc();
         let result = self.sender.send(&task).await;
         self.metrics.inflight.dec();
+        ticket.finished(result.duration);
         match self.after_send(&task, &result).await {
             Ok(()) => Disposition::Ack,
             Err(error) => {
@@ -113,35 +122,29 @@ impl Handler {
         }
     }
 
-    fn take_slot(&self, subscription_id: &str) -> Option<InflightSlot> {
-        let mut map = self.inflight.lock().ok()?;
-        let count = map.entry(subscription_id.to_string()).or_insert(0);
-        if *count >= self.max_inflight_per_subscription {
-            return None;
-        }
-        *count += 1;
-        Some(InflightSlot {
-            map: self.inflight.clone(),
-            key: subscription_id.to_string(),
-        })
-    }
-
-    /// The subscription is at its in-flight cap: wait on the first rung
-    /// instead of holding a worker slot; the attempt number is unchanged.
+    /// The subscription is saturated: wait on the ladder instead of holding
+    /// a worker slot. The attempt number is unchanged; a task deferred again
+    /// waits on the second rung, so a slow endpoint's backlog is polled less
+    /// often, never hours later.
     async fn defer(&self, task: &DeliveryTask) -> Disposition {
-        let Some(delay) = self
-            .policy
-            .delays()
-            .first()
-            .copied()
-            .or(Some(Duration::from_secs(1)))
-        else {
+        let delays = self.policy.delays();
+        let rung = (task.deferrals as usize)
+            .min(1)
+            .min(delays.len().saturating_sub(1));
+        let Some(delay) = delays.get(rung).copied() else {
             return Disposition::Requeue;
         };
         self.metrics.deferred.inc();
+        let mut deferred = task.clone();
+        deferred.deferrals += 1;
         match self
             .publisher
-            .publish_confirmed("", &wait_queue(delay), &task.encode_to_vec(), protobuf())
+            .publish_confirmed(
+                "",
+                &wait_queue(delay),
+                &deferred.encode_to_vec(),
+                protobuf(),
+            )
             .await
         {
             Ok(()) => Disposition::Ack,

@@ -4,9 +4,11 @@
 
 pub mod attempts;
 pub mod config;
+pub mod fairness;
 pub mod handle;
 pub mod metrics;
 pub mod record;
+pub mod revocations;
 pub mod sender;
 pub mod signature;
 pub mod worker;
@@ -52,6 +54,8 @@ pub async fn run(
         reconnects: metrics.reconnects.clone(),
         token: shutdown.token.clone(),
     };
+    let ladder: std::time::Duration = config.delivery.retry_delays.iter().sum();
+    let revocations = revocations::Revocations::new(ladder + std::time::Duration::from_secs(3600));
     let token = shutdown.token.clone();
     shutdown.tracker.spawn(async move {
         supervise(ctx, |connection| {
@@ -61,6 +65,7 @@ pub async fn run(
                 sender.clone(),
                 metrics.clone(),
                 readiness.clone(),
+                revocations.clone(),
                 token.clone(),
             )
         })

@@ -81,6 +81,8 @@ impl Sender {
         let guard = Guard::new(settings.allowed_networks.clone());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the SSRF guard.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: guard.clone(),
             }))

@@ -1,25 +1,26 @@
 //! One broker session: two consumers (first attempts and retries) feeding a
 //! bounded pool of sends.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use hookline_amqp::names::{DELIVERIES_QUEUE, RETRY_QUEUE};
-use hookline_amqp::{declare, AmqpError, ConfirmedPublisher};
+use hookline_amqp::{declare, AckLedger, AmqpError, ConfirmedPublisher};
 use hookline_model::retry::RetryPolicy;
 use hookline_runtime::Readiness;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
-use lapin::Connection;
-use tokio::sync::Semaphore;
+use lapin::{Channel, Connection};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DelivererConfig;
-use crate::handle::{Disposition, Handler};
+use crate::handle::{Disposition, Handler, Slots};
 use crate::metrics::Metrics;
 use crate::sender::Sender;
 
@@ -31,6 +32,7 @@ pub async fn session(
     sender: Sender,
     metrics: Metrics,
     readiness: Readiness,
+    revocations: crate::revocations::Revocations,
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
     let publisher = ConfirmedPublisher::open(
@@ -48,8 +50,13 @@ pub async fn session(
         records,
         metrics,
         publish_successes: config.delivery.publish_successes,
-        max_inflight_per_subscription: config.delivery.max_inflight_per_subscription,
-        inflight: Arc::new(Mutex::new(HashMap::new())),
+        fairness: crate::fairness::Fairness::new(
+            config.delivery.max_inflight_per_subscription,
+            // Without a ladder there is nowhere to defer to: just wait.
+            (!config.delivery.retry_delays.is_empty()).then_some(FAIR_WAIT),
+        ),
+        revocations: revocations.clone(),
+        shutdown: token.clone(),
     });
     let all_slots = Arc::new(Semaphore::new(config.delivery.concurrency));
     let retry_slots = Arc::new(Semaphore::new(config.retry_slots()));
@@ -59,7 +66,7 @@ pub async fn session(
     let first = consume(
         &connection,
         DELIVERIES_QUEUE,
-        config.delivery.concurrency,
+        config.delivery.concurrency * 2,
         None,
         all_slots.clone(),
         handler.clone(),
@@ -69,14 +76,20 @@ pub async fn session(
     let retries = consume(
         &connection,
         RETRY_QUEUE,
-        config.retry_slots(),
+        config.retry_slots() * 2,
         Some(retry_slots),
         all_slots,
         handler.clone(),
         inflight.clone(),
         token.clone(),
     );
-    let (first, retries) = tokio::join!(first, retries);
+    let control = crate::revocations::listen(connection.clone(), revocations, token.clone());
+    let consumers = async { tokio::join!(first, retries) };
+    let (first, retries) = tokio::select! {
+        both = consumers => both,
+        // A failed control consumer means a failed connection: start over.
+        Err(error) = control => (Err(error), Ok(())),
+    };
     // Consumers are cancelled; the sends already started finish and ack.
     inflight.close();
     inflight.wait().await;
@@ -84,6 +97,25 @@ pub async fn session(
     let _ = batcher.await;
     first.and(retries)
 }
+
+/// How a finished send settles its message.
+enum Settle {
+    /// The message arrived and its send started.
+    Delivered(u64),
+    /// The next hop is confirmed.
+    Ack(u64),
+    /// Broker trouble: give it back for redelivery.
+    Requeue(u64),
+}
+
+/// How long a task may wait for its subscription's send slot before it is
+/// deferred: a fast endpoint's burst clears well within it.
+const FAIR_WAIT: Duration = Duration::from_secs(1);
+
+/// Acks at most this long after a send finished.
+const ACK_DELAY: Duration = Duration::from_millis(5);
+/// A finished tag above a slow in-flight one is acked alone after this.
+const ACK_MAX_WAIT: Duration = Duration::from_millis(20);
 
 /// Consumes `queue`, spawning one send per message while holding a slot.
 #[allow(clippy::too_many_arguments)]
@@ -98,9 +130,9 @@ async fn consume(
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
     let channel = connection.create_channel().await?;
-    // Prefetch matches the slots this consumer may use: enough to keep every
-    // slot busy, and no more, so unstarted work stays in the queue where
-    // another deliverer can take it.
+    // Prefetch is twice the slots this consumer may use: every slot busy,
+    // plus room for tasks waiting in a busy subscription's short line.
+    // Beyond that, unstarted work stays in the queue for other deliverers.
     channel
         .basic_qos(
             prefetch.min(u16::MAX as usize) as u16,
@@ -116,6 +148,8 @@ async fn consume(
             FieldTable::default(),
         )
         .await?;
+    let (settle, settled) = mpsc::unbounded_channel();
+    let settler = tokio::spawn(settle_loop(channel.clone(), settled));
     let result = loop {
         let next = tokio::select! {
             next = consumer.next() => next,
@@ -126,33 +160,68 @@ async fn consume(
             Some(Err(e)) => break Err(AmqpError::from(e)),
             None => break Err(AmqpError::Unavailable(format!("consumer on {queue} ended"))),
         };
-        let own = match &own_slots {
-            Some(slots) => slots.clone().acquire_owned().await.ok(),
-            None => None,
-        };
-        let Ok(slot) = all_slots.clone().acquire_owned().await else {
-            break Ok(());
-        };
         let handler = handler.clone();
+        let settle = settle.clone();
+        let slots = Slots {
+            all: all_slots.clone(),
+            own: own_slots.clone(),
+        };
+        let delivery_tag = delivery.delivery_tag;
+        let _ = settle.send(Settle::Delivered(delivery_tag));
         inflight.spawn(async move {
-            let disposition = handler.handle(&delivery.data).await;
-            let _ = match disposition {
-                Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-                Disposition::Requeue => {
-                    delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await
-                }
+            let outcome = match handler.handle(&delivery.data, &slots).await {
+                Disposition::Ack => Settle::Ack(delivery_tag),
+                Disposition::Requeue => Settle::Requeue(delivery_tag),
             };
-            drop((slot, own));
+            let _ = settle.send(outcome);
         });
     };
     let _ = channel
         .basic_cancel(&tag, BasicCancelOptions::default())
         .await;
+    // The settler ends once every spawned send has reported (each holds a
+    // sender), after acking everything that finished.
+    drop(settle);
+    let _ = settler.await;
     result
+}
+
+/// Settles one channel's messages in few frames (see `AckLedger`).
+async fn settle_loop(channel: Channel, mut settled: mpsc::UnboundedReceiver<Settle>) {
+    let mut ledger = AckLedger::default();
+    let mut tick = tokio::time::interval(ACK_DELAY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let max_wait = tokio::select! {
+            message = settled.recv() => match message {
+                Some(Settle::Delivered(tag)) => { ledger.delivered(tag); continue; }
+                Some(Settle::Ack(tag)) => {
+                    ledger.finished(tag, Instant::now());
+                    if ledger.pending() < 64 { continue; }
+                    ACK_MAX_WAIT
+                }
+                Some(Settle::Requeue(tag)) => {
+                    ledger.settled_elsewhere(tag);
+                    let requeue = BasicNackOptions { requeue: true, multiple: false };
+                    let _ = channel.basic_nack(tag, requeue).await;
+                    continue;
+                }
+                None => Duration::ZERO,
+            },
+            _ = tick.tick() => ACK_MAX_WAIT,
+        };
+        for frame in ledger.plan(Instant::now(), max_wait) {
+            let _ = channel
+                .basic_ack(
+                    frame.tag,
+                    BasicAckOptions {
+                        multiple: frame.multiple,
+                    },
+                )
+                .await;
+        }
+        if max_wait.is_zero() {
+            break;
+        }
+    }
 }

@@ -25,8 +25,14 @@ use crate::config::FanoutConfig;
 use crate::index::SharedIndex;
 use crate::metrics::Metrics;
 
-/// An event's acker and the confirms it waits on.
-type Pending = (Acker, Vec<PendingConfirm>);
+/// What one event produced: its outcome label and the confirms to wait on.
+struct Fanned {
+    outcome: &'static str,
+    confirms: Vec<PendingConfirm>,
+}
+
+/// An event's acker and what it produced.
+type Pending = (Acker, Fanned);
 
 /// Consumes `hookline.events.fanout` until the connection fails or `token`
 /// is cancelled.
@@ -63,7 +69,7 @@ pub async fn session(
     // Confirms are awaited in order by a second task, so the consumer keeps
     // publishing while earlier events wait for theirs.
     let (tx, rx) = mpsc::channel::<Pending>(config.prefetch as usize);
-    let acks = tokio::spawn(ack_in_order(rx));
+    let acks = tokio::spawn(ack_in_order(rx, metrics.clone()));
     let result = loop {
         let next = tokio::select! {
             next = consumer.next() => next,
@@ -93,22 +99,41 @@ pub async fn session(
 }
 
 /// Acks each event once every task it produced is confirmed; this is where
-/// at-least-once is decided for fanout. A failed confirm requeues the event:
-/// its tasks are published again with the same `webhook-id`s.
-async fn ack_in_order(mut rx: mpsc::Receiver<Pending>) {
-    while let Some((acker, pending)) = rx.recv().await {
-        let results = join_all(pending.into_iter().map(PendingConfirm::confirmed)).await;
-        let _ = if results.iter().all(Result::is_ok) {
-            acker.ack(BasicAckOptions::default()).await
-        } else {
+/// at-least-once is decided for fanout. Events are settled in delivery
+/// order, so a run of confirmed events is acked with one `multiple` ack
+/// (one frame instead of one per event). A failed confirm requeues that
+/// event alone: its tasks are published again with the same `webhook-id`s.
+async fn ack_in_order(mut rx: mpsc::Receiver<Pending>, metrics: Metrics) {
+    let mut ready = Vec::new();
+    while rx.recv_many(&mut ready, 256).await > 0 {
+        let mut last_ok: Option<Acker> = None;
+        for (acker, fanned) in ready.drain(..) {
+            let tasks = fanned.confirms.len() as u64;
+            let results =
+                join_all(fanned.confirms.into_iter().map(PendingConfirm::confirmed)).await;
+            if results.iter().all(Result::is_ok) {
+                // Counted once confirmed, so a requeued event is not counted twice.
+                metrics.events.with_label_values(&[fanned.outcome]).inc();
+                if fanned.outcome == "matched" {
+                    metrics.tasks.inc_by(tasks);
+                }
+                last_ok = Some(acker);
+                continue;
+            }
+            if let Some(previous) = last_ok.take() {
+                let _ = previous.ack(BasicAckOptions { multiple: true }).await;
+            }
             tracing::warn!("a delivery task was not confirmed; requeueing its event");
-            acker
+            let _ = acker
                 .nack(BasicNackOptions {
                     requeue: true,
                     ..BasicNackOptions::default()
                 })
-                .await
-        };
+                .await;
+        }
+        if let Some(acker) = last_ok {
+            let _ = acker.ack(BasicAckOptions { multiple: true }).await;
+        }
     }
 }
 
@@ -118,12 +143,11 @@ async fn fan_out(
     publisher: &ConfirmedPublisher,
     index: &SharedIndex,
     metrics: &Metrics,
-) -> Result<Vec<PendingConfirm>, AmqpError> {
+) -> Result<Fanned, AmqpError> {
     let raw = &delivery.data;
     let event = match Event::parse(raw, Utc::now(), || ids::event_id_for_message(raw)) {
         Ok(event) => event,
         Err(e) => {
-            metrics.events.with_label_values(&["invalid"]).inc();
             tracing::warn!(reason = %e, "invalid event moved to {INVALID_QUEUE}");
             let mut headers = FieldTable::default();
             headers.insert(
@@ -131,11 +155,15 @@ async fn fan_out(
                 AMQPValue::LongString(e.to_string().into()),
             );
             let properties = delivery.properties.clone().with_headers(headers);
-            return Ok(vec![
+            let confirms = vec![
                 publisher
                     .publish("", INVALID_QUEUE, raw, properties)
                     .await?,
-            ]);
+            ];
+            return Ok(Fanned {
+                outcome: "invalid",
+                confirms,
+            });
         }
     };
     let started = Instant::now();
@@ -147,10 +175,11 @@ async fn fan_out(
         .match_seconds
         .observe(started.elapsed().as_secs_f64());
     if targets.is_empty() {
-        metrics.events.with_label_values(&["unmatched"]).inc();
-        return Ok(Vec::new());
+        return Ok(Fanned {
+            outcome: "unmatched",
+            confirms: Vec::new(),
+        });
     }
-    metrics.events.with_label_values(&["matched"]).inc();
     // Rendered once; every task of this event carries the same bytes.
     let body = bytes::Bytes::from(event.delivery_body(false));
     let properties = BasicProperties::default().with_content_type("application/x-protobuf".into());
@@ -171,6 +200,7 @@ async fn fan_out(
             headers: target.headers.clone(),
             attempt: 1,
             test: false,
+            deferrals: 0,
         };
         pending.push(
             publisher
@@ -182,7 +212,9 @@ async fn fan_out(
                 )
                 .await?,
         );
-        metrics.tasks.inc();
     }
-    Ok(pending)
+    Ok(Fanned {
+        outcome: "matched",
+        confirms: pending,
+    })
 }

@@ -87,15 +87,22 @@ pub async fn run(
                 pool.clone(),
             );
             async move {
+                // Listen first, then load everything: a change made while
+                // this fanout was not listening is in the fresh load, and
+                // one made from now on arrives on the control queue. Only
+                // then is this fanout ready.
+                let (_control_channel, control) =
+                    hookline_amqp::subscribe_control(&connection, "fanout-control").await?;
+                refresh::reload_all(&pool, &config.secret_key, &index, &metrics, &readiness).await;
+                readiness.set("amqp", true);
                 let control = refresh::listen(
-                    connection.clone(),
+                    control,
                     pool,
                     config.secret_key.clone(),
                     index.clone(),
                     metrics.clone(),
                     token.clone(),
                 );
-                readiness.set("amqp", true);
                 tokio::select! {
                     result = consumer::session(connection, config, index, metrics, token) => result,
                     result = control => result,

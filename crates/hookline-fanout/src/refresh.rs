@@ -1,17 +1,12 @@
 //! Keeping the index current: a full load at start and periodically, and a
 //! tenant reload whenever the api announces a change on `hookline.control`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hookline_amqp::names::CONTROL_EXCHANGE;
 use hookline_amqp::AmqpError;
 use hookline_proto::{Message, SubscriptionChanged};
 use hookline_runtime::Readiness;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::Connection;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -63,47 +58,17 @@ pub async fn periodic(
     }
 }
 
-/// Listens on an exclusive queue bound to `hookline.control` and reloads the
-/// changed tenant: a change made through the api is matched within
+/// Reloads the changed tenant for every message on this instance's
+/// `hookline.control` queue: a change made through the api is matched within
 /// milliseconds, well inside the contract's 1 s.
 pub async fn listen(
-    connection: Arc<Connection>,
+    mut consumer: lapin::Consumer,
     pool: PgPool,
     secret_key: String,
     index: SharedIndex,
     metrics: Metrics,
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
-    let channel = connection.create_channel().await?;
-    let queue = channel
-        .queue_declare(
-            "",
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    let name = queue.name().as_str().to_string();
-    channel
-        .queue_bind(
-            &name,
-            CONTROL_EXCHANGE,
-            "",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            &name,
-            "fanout-control",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
     loop {
         let next = tokio::select! {
             next = consumer.next() => next,
@@ -129,6 +94,5 @@ pub async fn listen(
                 }
             }
         }
-        let _ = delivery.acker.ack(BasicAckOptions::default()).await;
     }
 }

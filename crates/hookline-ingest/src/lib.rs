@@ -64,21 +64,34 @@ pub async fn run(
         metrics.ready.clone(),
     );
 
-    let batch_limit = config.max_event_bytes.saturating_mul(40);
-    let api = Router::new()
-        .route(
-            "/v1/events",
-            post(handlers::publish_one).layer(DefaultBodyLimit::max(config.max_event_bytes)),
-        )
-        .route(
-            "/v1/events/batch",
-            post(handlers::publish_batch).layer(DefaultBodyLimit::max(batch_limit)),
-        )
-        .route("/openapi.json", get(openapi::document))
-        .with_state(state);
-    let router = ops::router(registry, readiness).merge(api);
+    let router = ops::router(registry, readiness).merge(routes(&config, state));
     ops::serve(listener, router, shutdown.token.clone()).await?;
     Ok(())
+}
+
+/// Ingest's own routes, built from [`openapi::ROUTES`] so that nothing is
+/// served that the document does not describe. `/healthz`, `/readyz` and
+/// `/metrics` come from `ops::router`, merged by the caller.
+fn routes(config: &IngestConfig, state: Arc<AppState>) -> Router {
+    use openapi::{EVENTS, EVENTS_BATCH, HEALTHZ, METRICS, OPENAPI, READYZ};
+    let batch_limit = config.max_event_bytes.saturating_mul(40);
+    let mut router = Router::new();
+    for &(method, path) in openapi::ROUTES {
+        let handler = match (method, path) {
+            ("POST", EVENTS) => {
+                post(handlers::publish_one).layer(DefaultBodyLimit::max(config.max_event_bytes))
+            }
+            ("POST", EVENTS_BATCH) => {
+                post(handlers::publish_batch).layer(DefaultBodyLimit::max(batch_limit))
+            }
+            ("GET", OPENAPI) => get(openapi::document),
+            // Served by `ops::router`.
+            ("GET", HEALTHZ | READYZ | METRICS) => continue,
+            _ => panic!("openapi::ROUTES lists {method} {path}, which has no handler"),
+        };
+        router = router.route(path, handler);
+    }
+    router.with_state(state)
 }
 
 /// Keeps a channel open (reconnecting after broker outages) and mirrors it

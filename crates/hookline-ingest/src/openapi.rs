@@ -1,15 +1,51 @@
-//! Ingest's OpenAPI 3.1 document, served at `/openapi.json`.
+//! Ingest's OpenAPI 3.1 document, served at `/openapi.json`, and [`ROUTES`],
+//! the one list of routes from which the router is built and against which
+//! the document is checked.
+
+use std::sync::OnceLock;
 
 use axum::Json;
 use serde_json::{json, Value};
+
+/// `POST`: publish one event.
+pub const EVENTS: &str = "/v1/events";
+/// `POST`: publish a batch of events.
+pub const EVENTS_BATCH: &str = "/v1/events/batch";
+/// `GET`: this document.
+pub const OPENAPI: &str = "/openapi.json";
+/// `GET`: liveness, served by `hookline_runtime::ops`.
+pub const HEALTHZ: &str = "/healthz";
+/// `GET`: readiness, served by `hookline_runtime::ops`.
+pub const READYZ: &str = "/readyz";
+/// `GET`: Prometheus metrics, served by `hookline_runtime::ops`.
+pub const METRICS: &str = "/metrics";
+
+/// Every route ingest serves, as (HTTP method, path template). The router is
+/// built from this list (an entry without a handler stops ingest at start),
+/// and the document must describe exactly these operations, so a route
+/// cannot be served without being documented.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", EVENTS),
+    ("POST", EVENTS_BATCH),
+    ("GET", OPENAPI),
+    ("GET", HEALTHZ),
+    ("GET", READYZ),
+    ("GET", METRICS),
+];
 
 fn error_response(description: &str) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
 }
 
-/// The document.
+/// Serves the document, built once.
 pub async fn document() -> Json<Value> {
-    Json(json!({
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    Json(DOCUMENT.get_or_init(build).clone())
+}
+
+/// The document.
+pub fn build() -> Value {
+    json!({
         "openapi": "3.1.0",
         "info": { "title": "Hookline ingest", "version": env!("CARGO_PKG_VERSION") },
         "paths": {
@@ -46,5 +82,57 @@ pub async fn document() -> Json<Value> {
             },
             "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } }
         }}
-    }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// (METHOD, path) of every operation in the document.
+    fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if method != "parameters" {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_describes_exactly_the_routes_ingest_serves() {
+        let served: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
+            .collect();
+        assert_eq!(served.len(), ROUTES.len(), "a route is listed twice");
+        assert_eq!(documented(&build()), served);
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_a_description_on_every_response() {
+        let doc = build();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                if method == "parameters" {
+                    continue;
+                }
+                let responses = operation["responses"].as_object().expect("responses");
+                assert!(!responses.is_empty(), "{method} {path} has no responses");
+                for (status, response) in responses {
+                    assert!(
+                        response["description"].is_string(),
+                        "{method} {path} {status} has no description"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -110,6 +110,7 @@ pub(super) async fn replay(
     task::refresh(&mut task, &subscription, state.secret_key(), Utc::now())?;
     task.schema_version = SCHEMA_VERSION;
     task.attempt = 1;
+    task.deferrals = 0;
     let properties = BasicProperties::default().with_content_type("application/x-protobuf".into());
     state
         .publisher

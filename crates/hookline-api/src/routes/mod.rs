@@ -5,7 +5,7 @@ mod actions;
 mod api_keys;
 mod draft;
 mod history;
-mod openapi;
+pub(crate) mod openapi;
 mod subscriptions;
 mod task;
 mod views;
@@ -13,47 +13,46 @@ mod views;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::{Json, Router};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Every api route, with the request body limit of `api.max_body_bytes`.
+/// Every api route, built from [`openapi::ROUTES`] so that nothing is served
+/// that the document does not describe, with the request body limit of
+/// `api.max_body_bytes`. `/healthz`, `/readyz` and `/metrics` come from
+/// `ops::router`, merged by the caller.
 pub(crate) fn router(state: AppState) -> Router {
+    use openapi::{
+        API_KEY, API_KEYS, ATTEMPTS, DEAD_LETTERS, HEALTHZ, METRICS, OPENAPI, READYZ, REPLAY,
+        ROTATE_SECRET, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
+    };
     let max_body = state.config.api.max_body_bytes;
-    let subscription = "/v1/tenants/{tenant}/subscriptions/{id}";
-    Router::new()
-        .route("/openapi.json", get(openapi::document))
-        .route("/v1/tenants/{tenant}/api-keys", post(api_keys::create))
-        .route(
-            "/v1/tenants/{tenant}/api-keys/{id}",
-            delete(api_keys::revoke),
-        )
-        .route(
-            "/v1/tenants/{tenant}/subscriptions",
-            post(subscriptions::create).get(subscriptions::list),
-        )
-        .route(
-            subscription,
-            get(subscriptions::get_one)
-                .patch(subscriptions::update)
-                .delete(subscriptions::remove),
-        )
-        .route(&format!("{subscription}/test"), post(actions::test_send))
-        .route(
-            &format!("{subscription}/rotate-secret"),
-            post(actions::rotate_secret),
-        )
-        .route(&format!("{subscription}/attempts"), get(history::attempts))
-        .route(
-            "/v1/tenants/{tenant}/dead-letters",
-            get(history::dead_letters),
-        )
-        .route(
-            "/v1/tenants/{tenant}/dead-letters/{id}/replay",
-            post(history::replay),
-        )
+    let mut router = Router::new();
+    for &(method, path) in openapi::ROUTES {
+        // Routes on one path are merged by axum, one method at a time.
+        let handler: MethodRouter<AppState> = match (method, path) {
+            ("POST", API_KEYS) => post(api_keys::create),
+            ("DELETE", API_KEY) => delete(api_keys::revoke),
+            ("POST", SUBSCRIPTIONS) => post(subscriptions::create),
+            ("GET", SUBSCRIPTIONS) => get(subscriptions::list),
+            ("GET", SUBSCRIPTION) => get(subscriptions::get_one),
+            ("PATCH", SUBSCRIPTION) => patch(subscriptions::update),
+            ("DELETE", SUBSCRIPTION) => delete(subscriptions::remove),
+            ("POST", TEST_SEND) => post(actions::test_send),
+            ("POST", ROTATE_SECRET) => post(actions::rotate_secret),
+            ("GET", ATTEMPTS) => get(history::attempts),
+            ("GET", DEAD_LETTERS) => get(history::dead_letters),
+            ("POST", REPLAY) => post(history::replay),
+            ("GET", OPENAPI) => get(openapi::document),
+            // Served by `ops::router`.
+            ("GET", HEALTHZ | READYZ | METRICS) => continue,
+            _ => panic!("openapi::ROUTES lists {method} {path}, which has no handler"),
+        };
+        router = router.route(path, handler);
+    }
+    router
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -1,10 +1,62 @@
 //! `GET /openapi.json`: the api's OpenAPI 3.1 document, written by hand from
-//! the contract (every route, its methods and answers).
+//! the contract (every route, its methods and answers), and [`ROUTES`], the
+//! one list of routes from which the router is built and against which the
+//! document is checked.
 
 use std::sync::OnceLock;
 
 use axum::Json;
 use serde_json::{json, Value};
+
+/// A tenant's API keys.
+pub const API_KEYS: &str = "/v1/tenants/{tenant}/api-keys";
+/// One API key.
+pub const API_KEY: &str = "/v1/tenants/{tenant}/api-keys/{id}";
+/// A tenant's subscriptions.
+pub const SUBSCRIPTIONS: &str = "/v1/tenants/{tenant}/subscriptions";
+/// One subscription.
+pub const SUBSCRIPTION: &str = "/v1/tenants/{tenant}/subscriptions/{id}";
+/// A test send to one subscription.
+pub const TEST_SEND: &str = "/v1/tenants/{tenant}/subscriptions/{id}/test";
+/// Secret rotation of one subscription.
+pub const ROTATE_SECRET: &str = "/v1/tenants/{tenant}/subscriptions/{id}/rotate-secret";
+/// Delivery history of one subscription.
+pub const ATTEMPTS: &str = "/v1/tenants/{tenant}/subscriptions/{id}/attempts";
+/// A tenant's dead letters.
+pub const DEAD_LETTERS: &str = "/v1/tenants/{tenant}/dead-letters";
+/// Replay of one dead letter.
+pub const REPLAY: &str = "/v1/tenants/{tenant}/dead-letters/{id}/replay";
+/// This document.
+pub const OPENAPI: &str = "/openapi.json";
+/// Liveness, served by `hookline_runtime::ops`.
+pub const HEALTHZ: &str = "/healthz";
+/// Readiness, served by `hookline_runtime::ops`.
+pub const READYZ: &str = "/readyz";
+/// Prometheus metrics, served by `hookline_runtime::ops`.
+pub const METRICS: &str = "/metrics";
+
+/// Every route the api serves, as (HTTP method, path template). The router
+/// is built from this list (an entry without a handler stops the api at
+/// start), and the document must describe exactly these operations, so a
+/// route cannot be served without being documented.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", API_KEYS),
+    ("DELETE", API_KEY),
+    ("POST", SUBSCRIPTIONS),
+    ("GET", SUBSCRIPTIONS),
+    ("GET", SUBSCRIPTION),
+    ("PATCH", SUBSCRIPTION),
+    ("DELETE", SUBSCRIPTION),
+    ("POST", TEST_SEND),
+    ("POST", ROTATE_SECRET),
+    ("GET", ATTEMPTS),
+    ("GET", DEAD_LETTERS),
+    ("POST", REPLAY),
+    ("GET", OPENAPI),
+    ("GET", HEALTHZ),
+    ("GET", READYZ),
+    ("GET", METRICS),
+];
 
 /// Serves the document, built once.
 pub(super) async fn document() -> Json<Value> {
@@ -180,5 +232,53 @@ mod tests {
             );
         }
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn the_document_describes_exactly_the_routes_the_api_serves() {
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in build()["paths"].as_object().unwrap() {
+            for (key, _) in item.as_object().unwrap() {
+                if key != "parameters" {
+                    documented.insert((key.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let served: std::collections::BTreeSet<_> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_string(), (*p).to_string()))
+            .collect();
+        assert_eq!(served.len(), ROUTES.len(), "a route is listed twice");
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn every_path_parameter_is_declared_and_every_response_described() {
+        let doc = build();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for name in path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            {
+                let declared = item["parameters"].as_array().is_some_and(|list| {
+                    list.iter()
+                        .any(|p| p["name"] == name && p["in"] == "path" && p["required"] == true)
+                });
+                assert!(declared, "{path}: {{{name}}} is not declared");
+            }
+            for (method, operation) in item.as_object().unwrap() {
+                if method == "parameters" {
+                    continue;
+                }
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(!responses.is_empty(), "{method} {path}");
+                for (status, response) in responses {
+                    assert!(
+                        response["description"].is_string(),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
     }
 }

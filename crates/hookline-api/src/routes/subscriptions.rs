@@ -129,7 +129,14 @@ pub(super) async fn update(
     })
     .await?
     .ok_or_else(|| ApiError::not_found("subscription", &id))?;
-    state.notifier.changed(&tenant, &id, Change::Upserted).await;
+    // Deliverers drop queued tasks of a disabled subscription; fanout
+    // reloads the tenant either way.
+    let change = if updated.enabled {
+        Change::Upserted
+    } else {
+        Change::Disabled
+    };
+    state.notifier.changed(&tenant, &id, change).await;
     Ok(Json(views::subscription(&updated, Some(&secret))))
 }
 

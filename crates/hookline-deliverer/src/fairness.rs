@@ -1,0 +1,190 @@
+//! Per-subscription admission, so one slow endpoint cannot take a
+//! deliverer's throughput from the healthy ones.
+//!
+//! A subscription may have `cap` sends in flight. A task over the cap waits
+//! here (holding no worker slot) for at most `max_wait`, in a line of at most
+//! `4 × cap` while the endpoint answers fast (a burst drains in
+//! milliseconds) and `cap` once its last answer was slow. A task that finds
+//! the line full, or waits longer, is deferred: put back on the retry ladder
+//! without counting an attempt.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Per-subscription state.
+#[derive(Debug)]
+struct Lane {
+    sends: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    slow: AtomicBool,
+}
+
+/// An answer slower than this marks the endpoint slow.
+const SLOW_ANSWER: Duration = Duration::from_millis(500);
+
+/// A send slot of one subscription; reports how long the send took.
+#[derive(Debug)]
+pub struct Ticket {
+    _permit: OwnedSemaphorePermit,
+    lane: Arc<Lane>,
+}
+
+impl Ticket {
+    /// Records the send's duration: it decides how long this endpoint's
+    /// line may grow.
+    pub fn finished(&self, took: Duration) {
+        self.lane.slow.store(took > SLOW_ANSWER, Ordering::Relaxed);
+    }
+}
+
+/// Admission control for one deliverer.
+#[derive(Debug)]
+pub struct Fairness {
+    cap: usize,
+    max_wait: Option<Duration>,
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+}
+
+/// The outcome of asking to send.
+#[derive(Debug)]
+pub enum Admission {
+    /// Send now; the ticket frees the subscription's slot when dropped.
+    Admitted(Ticket),
+    /// The subscription is saturated: put the task back on the ladder.
+    Defer,
+}
+
+/// Lanes kept before idle ones are swept.
+const SWEEP_ABOVE: usize = 4096;
+
+impl Fairness {
+    /// `cap` sends per subscription; `max_wait` in line before deferring
+    /// (`None`: never defer, for a configuration without a ladder).
+    pub fn new(cap: usize, max_wait: Option<Duration>) -> Self {
+        Self {
+            cap,
+            max_wait,
+            lanes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lane(&self, subscription_id: &str) -> Arc<Lane> {
+        let mut lanes = match self.lanes.lock() {
+            Ok(lanes) => lanes,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if lanes.len() > SWEEP_ABOVE {
+            let cap = self.cap;
+            lanes.retain(|_, lane| {
+                lane.sends.available_permits() < cap || lane.waiting.load(Ordering::Relaxed) > 0
+            });
+        }
+        lanes
+            .entry(subscription_id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Lane {
+                    sends: Arc::new(Semaphore::new(self.cap)),
+                    waiting: AtomicUsize::new(0),
+                    slow: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// Waits for a send slot of `subscription_id`, or says to defer.
+    pub async fn admit(&self, subscription_id: &str) -> Admission {
+        let lane = self.lane(subscription_id);
+        if let Ok(permit) = lane.sends.clone().try_acquire_owned() {
+            return Admission::Admitted(Ticket {
+                _permit: permit,
+                lane,
+            });
+        }
+        let line = if lane.slow.load(Ordering::Relaxed) {
+            self.cap
+        } else {
+            self.cap * 4
+        };
+        if lane.waiting.fetch_add(1, Ordering::AcqRel) >= line && self.max_wait.is_some() {
+            lane.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Admission::Defer;
+        }
+        let acquire = lane.sends.clone().acquire_owned();
+        let permit = match self.max_wait {
+            Some(wait) => tokio::time::timeout(wait, acquire)
+                .await
+                .ok()
+                .and_then(Result::ok),
+            None => acquire.await.ok(),
+        };
+        lane.waiting.fetch_sub(1, Ordering::AcqRel);
+        match permit {
+            Some(permit) => Admission::Admitted(Ticket {
+                _permit: permit,
+                lane,
+            }),
+            None => Admission::Defer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_over_the_cap_waits_for_a_slot_instead_of_being_deferred() {
+        let fairness = Fairness::new(1, Some(Duration::from_secs(1)));
+        let first = fairness.admit("sub").await;
+        let Admission::Admitted(permit) = first else {
+            panic!("first is admitted")
+        };
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(permit);
+        });
+        assert!(matches!(
+            fairness.admit("sub").await,
+            Admission::Admitted(_)
+        ));
+        release.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_saturated_subscription_is_deferred_and_others_are_not_affected() {
+        let fairness = Arc::new(Fairness::new(1, Some(Duration::from_millis(50))));
+        let Admission::Admitted(_held) = fairness.admit("slow").await else {
+            panic!("admitted")
+        };
+        assert!(
+            matches!(fairness.admit("slow").await, Admission::Defer),
+            "waited too long"
+        );
+        assert!(matches!(
+            fairness.admit("fast").await,
+            Admission::Admitted(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_full_line_defers_at_once() {
+        let fairness = Arc::new(Fairness::new(1, Some(Duration::from_secs(5))));
+        let Admission::Admitted(held) = fairness.admit("slow").await else {
+            panic!("admitted")
+        };
+        held.finished(Duration::from_secs(2));
+        let waiter = {
+            let fairness = fairness.clone();
+            tokio::spawn(async move { fairness.admit("slow").await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = std::time::Instant::now();
+        assert!(matches!(fairness.admit("slow").await, Admission::Defer));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        waiter.abort();
+    }
+}

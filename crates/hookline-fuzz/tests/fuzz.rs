@@ -1,0 +1,100 @@
+//! Nothing Hookline reads from outside may panic it.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use hookline_model::Event;
+use hookline_proto::{DeliveryTask, Message};
+use hookline_signature::{Secret, SignatureScheme};
+use proptest::prelude::*;
+
+/// JSON values shaped like envelopes, with hostile field contents.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::Bool),
+        any::<i64>().prop_map(|n| serde_json::json!(n)),
+        ".{0,40}".prop_map(serde_json::Value::String),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("id".to_string()),
+                    Just("tenant".to_string()),
+                    Just("type".to_string()),
+                    Just("occurred_at".to_string()),
+                    Just("data".to_string()),
+                    ".{0,8}"
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn scheme() -> impl Strategy<Value = SignatureScheme> {
+    prop_oneof![
+        Just(SignatureScheme::Standard),
+        Just(serde_json::from_str(r#"{"scheme":"hmac","header":"X-Sig","prefix":"sha256=","signed":"timestamp.body","timestamp_header":"X-Ts","timestamp_unit":"ms"}"#).expect("scheme")),
+        Just(serde_json::from_str(r#"{"scheme":"hmac","header":"X-Sig","encoding":"base64"}"#).expect("scheme")),
+    ]
+}
+
+proptest! {
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn envelope_parsing_never_panics_on_bytes(raw in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Event::parse(&raw, Utc::now(), || "evt_x".into());
+    }
+
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn envelope_parsing_never_panics_on_json_and_valid_events_round_trip(value in json_value()) {
+        if let Ok(event) = Event::from_value(value, Utc::now(), || "evt_x".into()) {
+            let again = Event::parse(&event.to_envelope_json(), Utc::now(), || "other".into());
+            prop_assert_eq!(again.map(|e| e.id), Ok(event.id));
+        }
+    }
+
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn task_decoding_never_panics(raw in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(task) = DeliveryTask::decode(raw.as_slice()) {
+            let _ = hookline_deliverer::signature::scheme_of(&task);
+        }
+    }
+
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn signature_header_parsing_never_panics_nor_accepts_garbage(
+        scheme in scheme(),
+        id in ".{0,40}",
+        timestamp in ".{0,20}",
+        signature in ".{0,120}",
+        body in prop::collection::vec(any::<u8>(), 0..128),
+    ) {
+        let secret = Secret::parse(&scheme, match scheme {
+            SignatureScheme::Standard => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            _ => "a-secret-of-at-least-16",
+        }).expect("secret");
+        let lookup = |name: &str| match name.to_ascii_lowercase().as_str() {
+            "webhook-id" => Some(id.clone()),
+            "webhook-timestamp" | "x-ts" => Some(timestamp.clone()),
+            "webhook-signature" | "x-sig" => Some(signature.clone()),
+            _ => None,
+        };
+        let now = 1_700_000_000_000;
+        let verdict = hookline_signature::verify(&scheme, &secret, &lookup, &body, now, Duration::from_secs(300));
+        prop_assert!(verdict.is_err());
+    }
+
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn retry_after_parsing_never_panics(value in ".{0,64}") {
+        let _ = hookline_model::retry::parse_retry_after(&value, SystemTime::now());
+    }
+}
