@@ -15,7 +15,7 @@ services:
 # One release build of the whole workspace: the binary and the test
 # binaries share it.
 build:
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --workspace --all-targets
 
 run: services build
 	HOOKLINE__API__ALLOW_INSECURE_URLS=$${HOOKLINE__API__ALLOW_INSECURE_URLS:-true} \

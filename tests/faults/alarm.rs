@@ -71,21 +71,33 @@ async fn post_together(env: &FaultEnv, ids: &[String]) -> Vec<(Option<u16>, Dura
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_a_memory_alarm_ingest_answers_503_in_bounded_time_and_recovers_after() {
+async fn under_a_memory_alarm_each_request_is_refused_within_the_publish_timeout_and_ingest_recovers(
+) {
     let (env, receiver, mut posted) = alarmed().await;
-    // One request at a time: each must give up within a bounded time, never
-    // hang. Today opening a channel and awaiting the confirm are each
-    // bounded by the publish timeout, so twice that (plus slack) is the
-    // bound here; the stricter one is the ignored test below.
-    let bound = TIMEOUT * 2 + Duration::from_secs(1);
+    // Waiting for a channel, opening one and the confirm share one publish
+    // timeout: no request may take longer (plus slack for the test's own
+    // scheduling), whether it comes alone or with others.
+    let bound = TIMEOUT + Duration::from_secs(1);
+    let mut answers = Vec::new();
     for i in 0..3 {
-        let id = format!("evt_alarm_{i}");
-        posted.insert(id.clone());
-        let answers = post_together(&env, std::slice::from_ref(&id)).await;
-        let (status, took) = answers[0];
-        assert_eq!(status, Some(503), "{id} under the alarm");
-        assert!(took <= bound, "{id} took {took:?}, over {bound:?}");
+        let id = format!("evt_alone_{i}");
+        answers.push((
+            id.clone(),
+            post_together(&env, std::slice::from_ref(&id)).await[0],
+        ));
     }
+    let ids: Vec<String> = (0..5).map(|i| format!("evt_together_{i}")).collect();
+    let together = post_together(&env, &ids).await;
+    answers.extend(ids.into_iter().zip(together));
+    posted.extend(answers.iter().map(|(id, _)| id.clone()));
+    let slow: Vec<_> = answers
+        .iter()
+        .filter(|(_, (status, took))| *status != Some(503) || *took > bound)
+        .collect();
+    assert!(
+        slow.is_empty(),
+        "over {bound:?} or not 503 under the alarm: {slow:?} (all: {answers:?})"
+    );
 
     env.broker.set_memory_high_watermark(0.4).await;
     let mut confirmed = BTreeSet::from(["evt_before".to_string()]);
@@ -133,26 +145,4 @@ async fn under_a_memory_alarm_ingest_answers_503_in_bounded_time_and_recovers_af
     );
     let expected: BTreeSet<_> = confirmed.union(&late).cloned().collect();
     assert_same_ids("alarm", &delivered, &expected);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_a_memory_alarm_every_request_gets_its_503_within_one_publish_timeout() {
-    let (env, _receiver, _) = alarmed().await;
-    let bound = TIMEOUT + Duration::from_secs(1);
-    let mut answers = Vec::new();
-    for i in 0..3 {
-        let id = format!("evt_alone_{i}");
-        answers.push((id.clone(), post_together(&env, &[id]).await[0]));
-    }
-    let ids: Vec<String> = (0..5).map(|i| format!("evt_together_{i}")).collect();
-    let together = post_together(&env, &ids).await;
-    answers.extend(ids.into_iter().zip(together));
-    let slow: Vec<_> = answers
-        .iter()
-        .filter(|(_, (status, took))| *status != Some(503) || *took > bound)
-        .collect();
-    assert!(
-        slow.is_empty(),
-        "over {bound:?} or not 503 under the alarm: {slow:?} (all: {answers:?})"
-    );
 }

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hookline_config::QueueType;
+use hookline_tests::api_client::{wait_not_ready, wait_ready};
 use hookline_tests::faults::probe::{metric_sum, metrics_text};
-use hookline_tests::faults::services::{wait_not_ready, wait_ready};
-use hookline_tests::faults::{FaultEnv, Ledger, Load, Outcomes};
+use hookline_tests::faults::{FaultEnv, FaultOptions, Ledger, Load, Outcomes};
 use hookline_tests::{eventually, Receiver};
 
 /// The consumers on Hookline's work queues with their prefetch, sorted.
@@ -144,13 +144,22 @@ async fn assert_every_confirmed_event_arrived(
     ledger
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_confirmed_event_is_delivered_when_the_broker_drops_every_connection_under_load() {
-    let env = FaultEnv::start_with(|o| o.settings.amqp.queue_type = QueueType::Classic).await;
+/// A Hookline on its own node (after `tweak`) with a receiver subscribed at
+/// `path`, and the healthy baseline to compare against after the fault.
+async fn subscribed(
+    tweak: impl FnOnce(&mut FaultOptions),
+    path: &str,
+) -> (FaultEnv, Receiver, Baseline) {
+    let env = FaultEnv::start_with(tweak).await;
     let receiver = Receiver::start().await;
-    env.subscribe("acme", &receiver.url("/drop"), &["lead.*"])
+    env.subscribe("acme", &receiver.url(path), &["lead.*"])
         .await;
     let before = healthy(&env).await;
+    (env, receiver, before)
+}
+
+/// Steady load on ingest, returned once deliveries arrive at `path`.
+async fn load_arriving(env: &FaultEnv, receiver: &Receiver, path: &str) -> Load {
     let load = Load::start(
         &env.ingest,
         "acme",
@@ -159,18 +168,32 @@ async fn every_confirmed_event_is_delivered_when_the_broker_drops_every_connecti
         Duration::from_millis(30),
     );
     eventually(Duration::from_secs(15), "deliveries under load", || async {
-        (receiver.requests("/drop").len() >= 20).then_some(())
+        (receiver.requests(path).len() >= 20).then_some(())
     })
     .await;
+    load
+}
+
+/// Waits until ingest has confirmed 30 more events than `since` confirmed
+/// ones, `after` the fault.
+async fn wait_confirming_again(load: &Load, since: usize, after: &str) {
+    eventually(
+        Duration::from_secs(20),
+        &format!("ingest confirming again after {after}"),
+        || async { (load.snapshot().confirmed.len() >= since + 30).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_confirmed_event_is_delivered_when_the_broker_drops_every_connection_under_load() {
+    let (env, receiver, before) =
+        subscribed(|o| o.settings.amqp.queue_type = QueueType::Classic, "/drop").await;
+    let load = load_arriving(&env, &receiver, "/drop").await;
 
     env.broker.close_all_connections().await;
     let after_close = load.snapshot().confirmed.len();
-    eventually(
-        Duration::from_secs(20),
-        "ingest confirming again after the drop",
-        || async { (load.snapshot().confirmed.len() >= after_close + 30).then_some(()) },
-    )
-    .await;
+    wait_confirming_again(&load, after_close, "the drop").await;
     let outcomes = load.stop().await;
     wait_all_ready(&env).await;
     assert_every_confirmed_event_arrived(&receiver, "/drop", &outcomes).await;
@@ -189,26 +212,12 @@ async fn every_confirmed_event_is_delivered_when_the_broker_drops_every_connecti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_confirmed_event_is_delivered_across_a_broker_restart_and_readiness_is_red_meanwhile()
 {
-    let env = FaultEnv::start_with(|o| {
+    let tweak = |o: &mut FaultOptions| {
         o.settings.amqp.queue_type = QueueType::Quorum;
         o.settings.amqp.publish_timeout = Duration::from_secs(2);
-    })
-    .await;
-    let receiver = Receiver::start().await;
-    env.subscribe("acme", &receiver.url("/restart"), &["lead.*"])
-        .await;
-    let before = healthy(&env).await;
-    let load = Load::start(
-        &env.ingest,
-        "acme",
-        "lead.created",
-        3,
-        Duration::from_millis(30),
-    );
-    eventually(Duration::from_secs(15), "deliveries under load", || async {
-        (receiver.requests("/restart").len() >= 20).then_some(())
-    })
-    .await;
+    };
+    let (env, receiver, before) = subscribed(tweak, "/restart").await;
+    let load = load_arriving(&env, &receiver, "/restart").await;
 
     env.broker.stop_app().await;
     let refused_before = load.snapshot().refused.len();
@@ -234,12 +243,7 @@ async fn every_confirmed_event_is_delivered_across_a_broker_restart_and_readines
     env.broker.start_app().await;
     wait_all_ready(&env).await;
     let back = load.snapshot().confirmed.len();
-    eventually(
-        Duration::from_secs(20),
-        "ingest confirming again after the restart",
-        || async { (load.snapshot().confirmed.len() >= back + 30).then_some(()) },
-    )
-    .await;
+    wait_confirming_again(&load, back, "the restart").await;
     let outcomes = load.stop().await;
     assert_every_confirmed_event_arrived(&receiver, "/restart", &outcomes).await;
     assert_back_to(&env, &before).await;
@@ -247,11 +251,11 @@ async fn every_confirmed_event_is_delivered_across_a_broker_restart_and_readines
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_declare_their_topology_again_on_a_broker_that_lost_every_definition() {
-    let env = FaultEnv::start_with(|o| o.settings.amqp.queue_type = QueueType::Classic).await;
-    let receiver = Receiver::start().await;
-    env.subscribe("acme", &receiver.url("/reset"), &["lead.*"])
-        .await;
-    let before = healthy(&env).await;
+    let (env, receiver, before) = subscribed(
+        |o| o.settings.amqp.queue_type = QueueType::Classic,
+        "/reset",
+    )
+    .await;
     let event = serde_json::json!({"id": "evt_before", "tenant": "acme", "type": "lead.created", "data": {}});
     assert_eq!(env.post_event(&event).await.map(|a| a.0), Some(202));
     eventually(Duration::from_secs(15), "the first delivery", || async {

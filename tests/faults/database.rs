@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hookline_config::QueueType;
+use hookline_tests::api_client::{wait_not_ready, wait_ready};
 use hookline_tests::faults::probe::parked_messages;
-use hookline_tests::faults::services::{wait_not_ready, wait_ready};
 use hookline_tests::faults::{assert_same_ids, FaultEnv, Ledger};
 use hookline_tests::{eventually, Receiver};
 use serde_json::json;

@@ -2,6 +2,7 @@
 //! database and an HTTP receiver on loopback. One binary, a module per area.
 
 mod api;
+mod fairness;
 mod ingest;
 mod metrics;
 mod observability;

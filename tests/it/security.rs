@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use hookline_runtime::Shutdown;
-use hookline_tests::env::ADMIN_TOKEN;
+use hookline_tests::api_client::wait_ready;
 use hookline_tests::faults::env::wait_subscriptions_loaded;
-use hookline_tests::faults::services::{spawn_in_process, wait_ready, Service, ServiceProcess};
+use hookline_tests::faults::services::{spawn_in_process, Service, ServiceProcess};
 use hookline_tests::signature::standard_signature_valid;
-use hookline_tests::{eventually, Receiver, TestEnv};
+use hookline_tests::{eventually, ApiClient, Receiver, TestEnv};
 use serde_json::{json, Value};
 
 /// The port of a receiver's `http://127.0.0.1:PORT`.
@@ -21,33 +21,6 @@ fn port(receiver: &Receiver) -> u16 {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port")
-}
-
-/// `POST`s JSON with the admin token to `base` + `path`.
-async fn post(env: &TestEnv, base: &str, path: &str, body: &Value) -> (u16, Value) {
-    let response = env
-        .http
-        .post(format!("{base}{path}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(body)
-        .send()
-        .await
-        .expect("api");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn patch(env: &TestEnv, path: &str, body: &Value) -> (u16, Value) {
-    let response = env
-        .http
-        .patch(format!("{}{path}", env.api))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(body)
-        .send()
-        .await
-        .expect("api");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -172,15 +145,15 @@ async fn a_test_send_to_loopback_is_refused_when_allowed_networks_is_empty() {
     let shutdown = Shutdown::new();
     let api = spawn_in_process(Service::Api, &guarded, &shutdown).await;
     wait_ready(&api, Duration::from_secs(30)).await;
+    let guarded_api = ApiClient::new(env.http.clone(), api);
 
     let id = sub["id"].as_str().expect("id");
-    let (status, attempt) = post(
-        &env,
-        &api,
-        &format!("/v1/tenants/acme/subscriptions/{id}/test"),
-        &json!({"event_type": "lead.created"}),
-    )
-    .await;
+    let (status, attempt) = guarded_api
+        .post(
+            &format!("/v1/tenants/acme/subscriptions/{id}/test"),
+            &json!({"event_type": "lead.created"}),
+        )
+        .await;
     assert_eq!(status, 200, "{attempt}");
     assert_eq!(attempt["status"], "failed", "{attempt}");
     assert!(attempt["response_status"].is_null(), "{attempt}");
@@ -193,13 +166,12 @@ async fn a_test_send_to_loopback_is_refused_when_allowed_networks_is_empty() {
     );
     assert!(receiver.all().is_empty(), "the test send reached loopback");
 
-    let (status, body) = post(
-        &env,
-        &api,
-        "/v1/tenants/acme/subscriptions",
-        &json!({"url": receiver.url("/t"), "event_types": ["*"]}),
-    )
-    .await;
+    let (status, body) = guarded_api
+        .post(
+            "/v1/tenants/acme/subscriptions",
+            &json!({"url": receiver.url("/t"), "event_types": ["*"]}),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "invalid_url");
     shutdown.token.cancel();
@@ -254,7 +226,7 @@ async fn the_api_refuses_every_spelling_of_an_internal_address_with_422() {
         sub["id"].as_str().expect("id")
     );
     for url in ["http://127.0.0.1:9000/", "http://169.254.169.254/"] {
-        let (status, body) = patch(&env, &path, &json!({ "url": url })).await;
+        let (status, body) = env.admin.patch(&path, &json!({ "url": url })).await;
         assert_eq!(status, 422, "{url}: {body}");
     }
     let (_, now) = env.api_get(&path).await;
@@ -313,14 +285,18 @@ async fn static_headers_cannot_inject_crlf_or_override_what_hookline_sets() {
         "/v1/tenants/acme/subscriptions/{}",
         sub["id"].as_str().expect("id")
     );
-    let (status, body) = patch(
-        &env,
-        &path,
-        &json!({"headers": {"X-Token": "a\r\nX-Injected: 1"}}),
-    )
-    .await;
+    let (status, body) = env
+        .admin
+        .patch(
+            &path,
+            &json!({"headers": {"X-Token": "a\r\nX-Injected: 1"}}),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    let (status, body) = patch(&env, &path, &json!({"headers": {"X-Token": "t0ken"}})).await;
+    let (status, body) = env
+        .admin
+        .patch(&path, &json!({"headers": {"X-Token": "t0ken"}}))
+        .await;
     assert_eq!(status, 200, "{body}");
 
     let (status, with_header) = env
@@ -367,24 +343,11 @@ async fn each_limit_is_configurable_and_answers_a_clear_4xx() {
     assert_eq!(status, 202);
 
     let batch = |n: usize| json!({"events": (0..n).map(|_| event(10)).collect::<Vec<_>>()});
-    let response = env
-        .http
-        .post(format!("{}/v1/events/batch", env.ingest))
-        .json(&batch(4))
-        .send()
-        .await
-        .expect("ingest");
-    assert_eq!(response.status().as_u16(), 413);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = env.ingest_post("/v1/events/batch", &batch(4)).await;
+    assert_eq!(status, 413);
     assert!(message(&body).contains('3'), "{body}");
-    let response = env
-        .http
-        .post(format!("{}/v1/events/batch", env.ingest))
-        .json(&batch(3))
-        .send()
-        .await
-        .expect("ingest");
-    assert_eq!(response.status().as_u16(), 200);
+    let (status, _) = env.ingest_post("/v1/events/batch", &batch(3)).await;
+    assert_eq!(status, 200);
 
     let subscriptions = "/v1/tenants/acme/subscriptions";
     let sub = |extra: Value| {
@@ -394,33 +357,21 @@ async fn each_limit_is_configurable_and_answers_a_clear_4xx() {
         }
         body
     };
-    let (status, body) = env
-        .api_post(subscriptions, sub(json!({"name": "n".repeat(5000)})))
-        .await;
-    assert_eq!(status, 413, "{body}");
-    assert!(message(&body).contains("4096"), "{body}");
-    let (status, body) = env
-        .api_post(
-            subscriptions,
-            sub(json!({"headers": {"X-A": "1", "X-B": "2", "X-C": "3"}})),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(message(&body).contains('2'), "{body}");
     let long_url = format!("https://hooks.example.com/{}", "a".repeat(2048));
-    let (status, body) = env
-        .api_post(subscriptions, sub(json!({"url": long_url})))
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(message(&body).contains("2048"), "{body}");
-    let (status, body) = env
-        .api_post(
-            subscriptions,
-            sub(json!({"headers": {"X-A": "v".repeat(1025)}})),
-        )
-        .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(message(&body).contains("1024"), "{body}");
+    for (extra, refusal, limit) in [
+        (json!({"name": "n".repeat(5000)}), 413, "4096"),
+        (
+            json!({"headers": {"X-A": "1", "X-B": "2", "X-C": "3"}}),
+            422,
+            "2",
+        ),
+        (json!({"url": long_url}), 422, "2048"),
+        (json!({"headers": {"X-A": "v".repeat(1025)}}), 422, "1024"),
+    ] {
+        let (status, body) = env.api_post(subscriptions, sub(extra)).await;
+        assert_eq!(status, refusal, "{body}");
+        assert!(message(&body).contains(limit), "{body}");
+    }
 
     let (status, body) = env.api_post(subscriptions, sub(json!({}))).await;
     assert_eq!(status, 201, "{body}");

@@ -42,7 +42,8 @@ fn merged(mut base: Value, extra: &Value) -> Value {
     base
 }
 
-/// Creates a subscription to `lead.created` with `extra` fields merged in.
+/// Creates a subscription to `lead.created` with `extra` fields merged in
+/// (`api_post` returns once fanout has loaded it, so no event goes unmatched).
 async fn subscribe(env: &TestEnv, url: &str, extra: Value) -> Value {
     let body = merged(
         json!({"name": "signed", "url": url, "event_types": ["lead.created"]}),
@@ -50,29 +51,29 @@ async fn subscribe(env: &TestEnv, url: &str, extra: Value) -> Value {
     );
     let (status, created) = env.api_post("/v1/tenants/acme/subscriptions", body).await;
     assert_eq!(status, 201, "create subscription: {created}");
-    // Deliver only once fanout matches on it, so no event goes unmatched.
-    let (_, list) = env.api_get("/v1/tenants/acme/subscriptions").await;
-    let count = list["data"].as_array().map_or(0, Vec::len) as f64;
-    eventually(
-        Duration::from_secs(10),
-        "the subscription indexed",
-        || async { (indexed(env).await >= Some(count)).then_some(()) },
-    )
-    .await;
     created
 }
 
-/// How many subscriptions fanout's index holds, from its gauge.
-async fn indexed(env: &TestEnv) -> Option<f64> {
-    let text = env.metrics(&env.fanout).await;
-    let lines = text.lines().map(|line| Ok(line.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).ok()?;
-    scrape.samples.iter().find_map(|s| match s.value {
-        prometheus_parse::Value::Gauge(v) if s.metric == "hookline_fanout_subscriptions_loaded" => {
-            Some(v)
-        }
-        _ => None,
-    })
+/// A fresh env and receiver with one subscription at `path` (`extra`
+/// merged in); returns them and the subscription.
+async fn subscribed(path: &str, extra: Value) -> (TestEnv, Receiver, Value) {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let sub = subscribe(&env, &receiver.url(path), extra).await;
+    (env, receiver, sub)
+}
+
+/// The first delivery to a fresh subscription at `path` signed by the hmac
+/// `scheme` with [`HMAC_SECRET`].
+async fn hmac_delivery(path: &str, scheme: Value) -> Captured {
+    let extra = json!({"signature": scheme, "secret": HMAC_SECRET});
+    let (env, receiver, _) = subscribed(path, extra).await;
+    deliver(&env, &receiver, path).await
+}
+
+/// Lowercase hex HMAC-SHA256 of the request body keyed by `secret`'s bytes.
+fn hex_hmac(secret: &str, request: &Captured) -> String {
+    hex::encode(hmac_sha256(secret.as_bytes(), &[&request.body]))
 }
 
 /// Posts one `lead.created` event and returns its delivery to `path`.
@@ -120,25 +121,50 @@ fn standard_signatures(request: &Captured) -> Vec<String> {
         .collect()
 }
 
+/// Rotates the secret of subscription `id`; returns the new secret.
+async fn rotate(env: &TestEnv, id: &str) -> String {
+    let (status, rotated) = env
+        .api_post(
+            &format!("/v1/tenants/acme/subscriptions/{id}/rotate-secret"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    rotated["secret"].as_str().expect("new secret").to_string()
+}
+
+/// A change is in effect within a second: delivers to `path` until a
+/// delivery `shows` the rotation, failing with `still` after 10 s.
+async fn deliver_until_rotated(
+    env: &TestEnv,
+    receiver: &Receiver,
+    path: &str,
+    still: &str,
+    shows: impl Fn(&Captured) -> bool,
+) -> Captured {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let request = deliver(env, receiver, path).await;
+        if shows(&request) {
+            return request;
+        }
+        assert!(Instant::now() < deadline, "{still} 10 s after the rotation");
+    }
+}
+
 #[tokio::test]
 async fn a_hex_hmac_of_the_body_arrives_in_x_signature_keyed_by_the_secret_bytes() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    subscribe(
-        &env,
-        &receiver.url("/hex"),
-        json!({"signature": {"scheme": "hmac", "header": "X-Signature", "encoding": "hex"},
-               "secret": HMAC_SECRET}),
+    let request = hmac_delivery(
+        "/hex",
+        json!({"scheme": "hmac", "header": "X-Signature", "encoding": "hex"}),
     )
     .await;
-    let request = deliver(&env, &receiver, "/hex").await;
 
     assert_webhook_headers(&request);
     let signature = request.header("x-signature").expect("X-Signature header");
-    let expected = hex::encode(hmac_sha256(HMAC_SECRET.as_bytes(), &[&request.body]));
+    let expected = hex_hmac(HMAC_SECRET, &request);
     assert_eq!(signature, expected, "lowercase hex HMAC-SHA256 of the body");
-    let wrong = hex::encode(hmac_sha256(b"another-secret-0123456789", &[&request.body]));
-    assert_ne!(signature, wrong);
+    assert_ne!(signature, hex_hmac("another-secret-0123456789", &request));
     assert!(
         request.header("webhook-signature").is_none(),
         "the hmac scheme sends its own header instead of webhook-signature"
@@ -147,42 +173,28 @@ async fn a_hex_hmac_of_the_body_arrives_in_x_signature_keyed_by_the_secret_bytes
 
 #[tokio::test]
 async fn a_prefixed_hmac_arrives_as_sha256_equals_hex_in_x_webhook_signature() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    subscribe(
-        &env,
-        &receiver.url("/prefixed"),
-        json!({"signature": {"scheme": "hmac", "header": "X-Webhook-Signature", "prefix": "sha256="},
-               "secret": HMAC_SECRET}),
+    let request = hmac_delivery(
+        "/prefixed",
+        json!({"scheme": "hmac", "header": "X-Webhook-Signature", "prefix": "sha256="}),
     )
     .await;
-    let request = deliver(&env, &receiver, "/prefixed").await;
 
     assert_webhook_headers(&request);
     let signature = request
         .header("x-webhook-signature")
         .expect("X-Webhook-Signature header");
-    let expected = format!(
-        "sha256={}",
-        hex::encode(hmac_sha256(HMAC_SECRET.as_bytes(), &[&request.body]))
-    );
+    let expected = format!("sha256={}", hex_hmac(HMAC_SECRET, &request));
     assert_eq!(signature, expected);
 }
 
 #[tokio::test]
 async fn a_timestamp_dot_body_hmac_carries_a_recent_millisecond_timestamp_header() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    subscribe(
-        &env,
-        &receiver.url("/acme"),
-        json!({"signature": {"scheme": "hmac", "header": "X-Acme-Signature",
-                             "signed": "timestamp.body", "timestamp_header": "X-Acme-Timestamp",
-                             "timestamp_unit": "ms"},
-               "secret": HMAC_SECRET}),
+    let request = hmac_delivery(
+        "/acme",
+        json!({"scheme": "hmac", "header": "X-Acme-Signature", "signed": "timestamp.body",
+               "timestamp_header": "X-Acme-Timestamp", "timestamp_unit": "ms"}),
     )
     .await;
-    let request = deliver(&env, &receiver, "/acme").await;
 
     let seconds = assert_webhook_headers(&request);
     let timestamp = request
@@ -206,22 +218,16 @@ async fn a_timestamp_dot_body_hmac_carries_a_recent_millisecond_timestamp_header
         Some(expected.as_str()),
         "hex HMAC of \"{{timestamp}}.{{body}}\""
     );
-    let body_only = hex::encode(hmac_sha256(HMAC_SECRET.as_bytes(), &[&request.body]));
-    assert_ne!(expected, body_only);
+    assert_ne!(expected, hex_hmac(HMAC_SECRET, &request));
 }
 
 #[tokio::test]
 async fn a_base64_hmac_uses_the_standard_alphabet_with_padding() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    subscribe(
-        &env,
-        &receiver.url("/b64"),
-        json!({"signature": {"scheme": "hmac", "header": "X-Signature", "encoding": "base64"},
-               "secret": HMAC_SECRET}),
+    let request = hmac_delivery(
+        "/b64",
+        json!({"scheme": "hmac", "header": "X-Signature", "encoding": "base64"}),
     )
     .await;
-    let request = deliver(&env, &receiver, "/b64").await;
 
     assert_webhook_headers(&request);
     let signature = request.header("x-signature").expect("X-Signature header");
@@ -235,9 +241,7 @@ async fn a_base64_hmac_uses_the_standard_alphabet_with_padding() {
 
 #[tokio::test]
 async fn the_standard_scheme_sends_webhook_id_and_timestamp_and_one_signature() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    let sub = subscribe(&env, &receiver.url("/std"), json!({})).await;
+    let (env, receiver, sub) = subscribed("/std", json!({})).await;
     let secret = sub["secret"].as_str().expect("secret");
     assert!(secret.starts_with("whsec_"), "{secret}");
     let request = deliver(&env, &receiver, "/std").await;
@@ -250,37 +254,22 @@ async fn the_standard_scheme_sends_webhook_id_and_timestamp_and_one_signature() 
 
 #[tokio::test]
 async fn rotating_a_standard_secret_signs_with_both_the_old_and_the_new_secret() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    let sub = subscribe(&env, &receiver.url("/rotate"), json!({})).await;
-    let id = sub["id"].as_str().expect("id");
-    let old = sub["secret"].as_str().expect("secret").to_string();
+    let (env, receiver, sub) = subscribed("/rotate", json!({})).await;
+    let old = sub["secret"].as_str().expect("secret");
     let before = deliver(&env, &receiver, "/rotate").await;
     assert_eq!(standard_signatures(&before).len(), 1);
-    assert!(standard_signature_valid(&before, &old));
+    assert!(standard_signature_valid(&before, old));
 
-    let (status, rotated) = env
-        .api_post(
-            &format!("/v1/tenants/acme/subscriptions/{id}/rotate-secret"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{rotated}");
-    let new = rotated["secret"].as_str().expect("new secret").to_string();
+    let new = rotate(&env, sub["id"].as_str().expect("id")).await;
     assert_ne!(new, old);
-
-    // A change is in effect within a second; deliver until one shows it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let after = loop {
-        let request = deliver(&env, &receiver, "/rotate").await;
-        if standard_signatures(&request).len() > 1 {
-            break request;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no delivery signed with both secrets 10 s after the rotation"
-        );
-    };
+    let after = deliver_until_rotated(
+        &env,
+        &receiver,
+        "/rotate",
+        "no delivery signed with both secrets",
+        |request| standard_signatures(request).len() > 1,
+    )
+    .await;
     let signatures = standard_signatures(&after);
     assert_eq!(signatures.len(), 2, "{signatures:?}");
     assert!(signatures.iter().all(|s| s.starts_with("v1,")));
@@ -289,7 +278,7 @@ async fn rotating_a_standard_secret_signs_with_both_the_old_and_the_new_secret()
         "the new secret verifies"
     );
     assert!(
-        standard_signature_valid(&after, &old),
+        standard_signature_valid(&after, old),
         "the old secret still verifies"
     );
     assert!(!standard_signature_valid(&after, STRANGER));
@@ -297,48 +286,34 @@ async fn rotating_a_standard_secret_signs_with_both_the_old_and_the_new_secret()
 
 #[tokio::test]
 async fn rotating_an_hmac_secret_signs_with_the_new_secret_only() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    let sub = subscribe(
-        &env,
-        &receiver.url("/hmac-rotate"),
+    let (env, receiver, sub) = subscribed(
+        "/hmac-rotate",
         json!({"signature": {"scheme": "hmac", "header": "X-Signature"}, "secret": HMAC_SECRET}),
     )
     .await;
-    let id = sub["id"].as_str().expect("id");
     let signed_by = |request: &Captured, secret: &str| {
-        hex::encode(hmac_sha256(secret.as_bytes(), &[&request.body]))
+        request.header("x-signature") == Some(hex_hmac(secret, request).as_str())
     };
     let before = deliver(&env, &receiver, "/hmac-rotate").await;
-    assert_eq!(
-        before.header("x-signature"),
-        Some(signed_by(&before, HMAC_SECRET).as_str())
+    assert!(
+        signed_by(&before, HMAC_SECRET),
+        "{:?}",
+        before.header("x-signature")
     );
 
-    let (status, rotated) = env
-        .api_post(
-            &format!("/v1/tenants/acme/subscriptions/{id}/rotate-secret"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{rotated}");
-    let new_secret = rotated["secret"].as_str().expect("new secret");
+    let new_secret = rotate(&env, sub["id"].as_str().expect("id")).await;
     assert_ne!(new_secret, HMAC_SECRET);
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let after = loop {
-        let request = deliver(&env, &receiver, "/hmac-rotate").await;
-        if request.header("x-signature") != Some(signed_by(&request, HMAC_SECRET).as_str()) {
-            break request;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still signed with the old secret 10 s after the rotation"
-        );
-    };
+    let after = deliver_until_rotated(
+        &env,
+        &receiver,
+        "/hmac-rotate",
+        "still signed with the old secret",
+        |request| !signed_by(request, HMAC_SECRET),
+    )
+    .await;
     assert_eq!(
         after.header("x-signature"),
-        Some(signed_by(&after, new_secret).as_str()),
+        Some(hex_hmac(&new_secret, &after).as_str()),
         "exactly one signature, by the new secret"
     );
 }
@@ -400,8 +375,9 @@ async fn invalid_signature_objects_and_secrets_are_422_naming_the_field() {
     }
 }
 
-/// Runs `hookline verify` on a saved request; returns exit code and stdout.
-async fn verify(secret: &str, scheme: Option<&Value>, request: &Captured) -> (i32, String) {
+/// Runs `hookline verify` on a saved request and checks its verdict: exit 0
+/// and `valid…` when `valid`, else exit 1 and `invalid…`.
+async fn verify(secret: &str, scheme: Option<&Value>, request: &Captured, valid: bool) {
     let body = std::env::temp_dir().join(format!("hookline-verify-{}.json", ulid::Ulid::new()));
     std::fs::write(&body, &request.body).expect("write the body file");
     let mut command = tokio::process::Command::new(hookline_binary());
@@ -423,17 +399,18 @@ async fn verify(secret: &str, scheme: Option<&Value>, request: &Captured) -> (i3
         .await
         .expect("run hookline verify");
     let _ = std::fs::remove_file(&body);
-    (
+    let (code, out) = (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    );
+    let (expected_code, verdict) = if valid { (0, "valid") } else { (1, "invalid") };
+    assert_eq!(code, expected_code, "{out}");
+    assert!(out.starts_with(verdict), "{out}");
 }
 
 #[tokio::test]
 async fn hookline_verify_accepts_a_captured_delivery_and_rejects_a_wrong_secret() {
-    let env = TestEnv::start().await;
-    let receiver = Receiver::start().await;
-    let standard = subscribe(&env, &receiver.url("/verify-std"), json!({})).await;
+    let (env, receiver, standard) = subscribed("/verify-std", json!({})).await;
     let scheme = json!({"scheme": "hmac", "header": "X-Acme-Signature", "signed": "timestamp.body",
                         "timestamp_header": "X-Acme-Timestamp", "timestamp_unit": "ms"});
     subscribe(
@@ -449,17 +426,9 @@ async fn hookline_verify_accepts_a_captured_delivery_and_rejects_a_wrong_secret(
     .await;
 
     let secret = standard["secret"].as_str().expect("secret");
-    let (code, out) = verify(secret, None, &standard_request).await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("valid"), "{out}");
-    let (code, out) = verify(STRANGER, None, &standard_request).await;
-    assert_eq!(code, 1, "{out}");
-    assert!(out.starts_with("invalid"), "{out}");
-
-    let (code, out) = verify(HMAC_SECRET, Some(&scheme), &hmac_request).await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("valid"), "{out}");
-    let (code, out) = verify("a-wrong-secret-0123456789", Some(&scheme), &hmac_request).await;
-    assert_eq!(code, 1, "{out}");
-    assert!(out.starts_with("invalid"), "{out}");
+    verify(secret, None, &standard_request, true).await;
+    verify(STRANGER, None, &standard_request, false).await;
+    verify(HMAC_SECRET, Some(&scheme), &hmac_request, true).await;
+    let wrong = "a-wrong-secret-0123456789";
+    verify(wrong, Some(&scheme), &hmac_request, false).await;
 }

@@ -4,14 +4,16 @@
 
 use std::time::Duration;
 
+use hookline_amqp::names::EVENTS_EXCHANGE;
 use hookline_config::{QueueType, Secret, Settings};
 use hookline_runtime::Shutdown;
-use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
 use serde_json::Value;
-use tokio::net::TcpListener;
 
+use crate::api_client::{answer, wait_ready, ApiClient};
 use crate::eventually;
+use crate::faults::probe::publish;
+use crate::faults::services::{spawn_in_process, Service};
 
 /// RabbitMQ management API (vhosts are made through it).
 const MANAGEMENT: &str = "http://127.0.0.1:15672/api";
@@ -43,6 +45,8 @@ pub struct TestEnv {
     pub ingest: String,
     /// Api base URL.
     pub api: String,
+    /// Admin requests to `api`.
+    pub admin: ApiClient,
     /// Fanout base URL (metrics, health).
     pub fanout: String,
     /// Deliverer base URL (metrics, health); empty when not started.
@@ -83,10 +87,7 @@ impl TestEnv {
 
     /// Starts everything after `tweak` adjusted the options.
     pub async fn start_with(tweak: impl FnOnce(&mut TestOptions)) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .with_test_writer()
-            .try_init();
+        crate::init_tracing();
         let http = reqwest::Client::new();
         let vhost = unique("hl");
         let database = unique("hl");
@@ -104,56 +105,26 @@ impl TestEnv {
         settings.amqp.url = Secret::new(format!("amqp://guest:guest@127.0.0.1:5672/{vhost}"));
         settings.database.url = Secret::new(format!("{POSTGRES}/{database}"));
 
+        // All at once, then wait for each to be ready.
         let shutdown = Shutdown::new();
-        let api = if options.api {
-            spawn_service(&shutdown, |l, r, s| {
-                hookline_api::run(hookline_api::ApiConfig::from_settings(&settings), l, r, s)
-            })
-            .await
-        } else {
-            String::new()
-        };
-        let ingest = if options.ingest {
-            spawn_service(&shutdown, |l, r, s| {
-                hookline_ingest::run(
-                    hookline_ingest::IngestConfig::from_settings(&settings),
-                    l,
-                    r,
-                    s,
-                )
-            })
-            .await
-        } else {
-            String::new()
-        };
-        let fanout = if options.fanout {
-            spawn_service(&shutdown, |l, r, s| {
-                hookline_fanout::run(
-                    hookline_fanout::FanoutConfig::from_settings(&settings),
-                    l,
-                    r,
-                    s,
-                )
-            })
-            .await
-        } else {
-            String::new()
-        };
-        let deliverer = if options.deliverer {
-            spawn_service(&shutdown, |l, r, s| {
-                hookline_deliverer::run(
-                    hookline_deliverer::DelivererConfig::from_settings(&settings),
-                    l,
-                    r,
-                    s,
-                )
-            })
-            .await
-        } else {
-            String::new()
-        };
-        let env = Self {
+        let mut bases: [String; 4] = Default::default();
+        for (service, wanted) in [
+            (Service::Api, options.api),
+            (Service::Ingest, options.ingest),
+            (Service::Fanout, options.fanout),
+            (Service::Deliverer, options.deliverer),
+        ] {
+            if wanted {
+                bases[service as usize] = spawn_in_process(service, &settings, &shutdown).await;
+            }
+        }
+        for base in bases.iter().filter(|base| !base.is_empty()) {
+            wait_ready(base, Duration::from_secs(30)).await;
+        }
+        let [api, ingest, fanout, deliverer] = bases;
+        Self {
             settings,
+            admin: ApiClient::new(http.clone(), &api),
             ingest,
             api,
             fanout,
@@ -162,23 +133,7 @@ impl TestEnv {
             vhost,
             database,
             shutdown,
-        };
-        for base in [&env.api, &env.ingest, &env.fanout, &env.deliverer] {
-            if base.is_empty() {
-                continue;
-            }
-            let url = format!("{base}/readyz");
-            let http = env.http.clone();
-            eventually(Duration::from_secs(30), &url, || {
-                let (http, url) = (http.clone(), url.clone());
-                async move {
-                    let ok = http.get(&url).send().await.ok()?.status().is_success();
-                    ok.then_some(())
-                }
-            })
-            .await;
         }
-        env
     }
 
     /// `POST` JSON to the api as admin; returns status and body. Creating a
@@ -191,23 +146,9 @@ impl TestEnv {
         } else {
             0
         };
-        let response = self
-            .http
-            .post(format!("{}{path}", self.api))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("api reachable");
-        let status = response.status().as_u16();
-        let body = response.json().await.unwrap_or(Value::Null);
-        if creates_subscription && status == 201 && !self.fanout.is_empty() {
-            eventually(
-                Duration::from_secs(30),
-                "fanout to load the new subscription",
-                || async { (self.fanout_loaded().await > loaded_before).then_some(()) },
-            )
-            .await;
+        let (status, body) = self.admin.post(path, &body).await;
+        if creates_subscription && status == 201 {
+            self.wait_fanout_loaded_over(loaded_before).await;
         }
         (status, body)
     }
@@ -225,69 +166,64 @@ impl TestEnv {
             .unwrap_or(0)
     }
 
-    /// `GET` from the api as admin.
-    pub async fn api_get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.api))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("api reachable");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+    /// Waits until the in-process fanout (if any) holds more than `before`
+    /// subscriptions.
+    async fn wait_fanout_loaded_over(&self, before: i64) {
+        if self.fanout.is_empty() {
+            return;
+        }
+        eventually(
+            Duration::from_secs(30),
+            "fanout to load the new subscription",
+            || async { (self.fanout_loaded().await > before).then_some(()) },
+        )
+        .await;
     }
 
-    /// Creates a subscription and returns it (with its secret).
+    /// `GET` from the api as admin.
+    pub async fn api_get(&self, path: &str) -> (u16, Value) {
+        self.admin.get(path).await
+    }
+
+    /// Creates a subscription and returns it (with its secret), once fanout
+    /// has loaded it.
     pub async fn subscribe(&self, tenant: &str, url: &str, event_types: &[&str]) -> Value {
-        let (status, body) = self
-            .api_post(
-                &format!("/v1/tenants/{tenant}/subscriptions"),
-                serde_json::json!({ "name": "test", "url": url, "event_types": event_types }),
-            )
-            .await;
-        assert_eq!(status, 201, "create subscription: {body}");
-        body
+        let loaded_before = self.fanout_loaded().await;
+        let created = self.admin.subscribe(tenant, "test", url, event_types).await;
+        self.wait_fanout_loaded_over(loaded_before).await;
+        created
     }
 
     /// `POST /v1/events` to ingest.
     pub async fn post_event(&self, event: Value) -> (u16, Value) {
+        self.ingest_post("/v1/events", &event).await
+    }
+
+    /// `POST` JSON to ingest at `path`; returns status and body.
+    pub async fn ingest_post(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
             .http
-            .post(format!("{}/v1/events", self.ingest))
-            .json(&event)
+            .post(format!("{}{path}", self.ingest))
+            .json(body)
             .send()
             .await
             .expect("ingest reachable");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(response).await
     }
 
     /// Publishes raw bytes to `hookline.events` like any AMQP producer would.
     pub async fn publish_amqp(&self, routing_key: &str, body: &[u8]) {
-        let connection = hookline_amqp::connect(self.settings.amqp.url.expose(), "test-producer")
-            .await
-            .expect("connect");
-        let channel = connection.create_channel().await.expect("channel");
-        channel
-            .confirm_select(Default::default())
-            .await
-            .expect("confirm mode");
-        channel
-            .basic_publish(
-                hookline_amqp::names::EVENTS_EXCHANGE,
-                routing_key,
-                BasicPublishOptions::default(),
-                body,
-                BasicProperties::default()
-                    .with_content_type("application/json".into())
-                    .with_delivery_mode(2),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        let _ = connection.close(200, "done").await;
+        let properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        publish(
+            self.amqp_url(),
+            EVENTS_EXCHANGE,
+            routing_key,
+            body,
+            properties,
+        )
+        .await;
     }
 
     /// The AMQP URL of this env's vhost.
@@ -311,30 +247,6 @@ impl TestEnv {
     pub async fn stop(&self) {
         self.shutdown.drain(Duration::from_secs(10)).await;
     }
-}
-
-async fn spawn_service<F, Fut>(shutdown: &Shutdown, run: F) -> String
-where
-    F: FnOnce(TcpListener, prometheus::Registry, Shutdown) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let registry = hookline_runtime::metrics::new_registry();
-    let future = run(
-        listener,
-        registry,
-        Shutdown {
-            token: shutdown.token.child_token(),
-            tracker: shutdown.tracker.clone(),
-        },
-    );
-    shutdown.tracker.spawn(async move {
-        if let Err(error) = future.await {
-            panic!("service failed: {error:#}");
-        }
-    });
-    format!("http://{addr}")
 }
 
 async fn create_vhost(http: &reqwest::Client, vhost: &str) {

@@ -2,6 +2,7 @@
 //! started in-process on port 0, a real HTTP receiver that captures every
 //! delivery, and `eventually` for waiting without bare sleeps.
 
+pub mod api_client;
 pub mod binary;
 pub mod env;
 pub mod faults;
@@ -11,6 +12,7 @@ pub mod signature;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+pub use api_client::ApiClient;
 pub use env::{TestEnv, TestOptions};
 pub use receiver::{Captured, Receiver, Reply};
 
@@ -32,4 +34,12 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Test logs at `TEST_LOG` (default `warn`), once per test binary.
+pub(crate) fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
 }

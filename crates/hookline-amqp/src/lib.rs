@@ -17,6 +17,6 @@ pub use control::subscribe_control;
 pub use error::AmqpError;
 pub use publisher::{ConfirmedPublisher, PendingConfirm};
 pub use shared::{SharedPublisher, SharedPublisherConfig};
-pub use topology::{declare, Topology};
+pub use topology::{declare, declare_lane, Topology, LANE_TTL};
 
 pub use lapin;

@@ -28,6 +28,14 @@ pub const ATTEMPTS_QUEUE: &str = "hookline.attempts";
 pub const OUTCOMES_EXCHANGE: &str = "hookline.outcomes";
 /// Fanout exchange of subscription changes.
 pub const CONTROL_EXCHANGE: &str = "hookline.control";
+/// Direct exchange fanout publishes a slow subscription's tasks to (routing
+/// key = subscription id), so they wait in that subscription's lane instead
+/// of being taken and put back by the deliverers. Its alternate exchange
+/// sends a task whose lane is gone to `hookline.deliveries`.
+pub const LANES_EXCHANGE: &str = "hookline.lanes";
+/// Fanout exchange bound to `hookline.deliveries`: the alternate exchange of
+/// `hookline.lanes`.
+pub const LANES_FALLBACK_EXCHANGE: &str = "hookline.lanes.fallback";
 /// Header carrying why a message was parked.
 pub const ERROR_HEADER: &str = "x-hookline-error";
 
@@ -35,4 +43,10 @@ pub const ERROR_HEADER: &str = "x-hookline-error";
 /// that changing the ladder declares new queues and old ones simply drain.
 pub fn wait_queue(delay: Duration) -> String {
     format!("hookline.wait.{}", hookline_config::format_duration(delay))
+}
+
+/// The slow lane of one subscription: its tasks wait here, in order, and
+/// are taken only as fast as the endpoint answers.
+pub fn lane_queue(subscription_id: &str) -> String {
+    format!("hookline.lane.{subscription_id}")
 }

@@ -77,14 +77,26 @@ fn wait_queue_args(queue_type: QueueType, delay: Duration) -> FieldTable {
     args
 }
 
+/// How long a task may wait in a slow lane before it is handed back to the
+/// retry queue: a lane no deliverer consumes any more (every deliverer
+/// restarted) cannot strand its tasks.
+pub const LANE_TTL: Duration = Duration::from_secs(600);
+
 async fn exchange(channel: &Channel, name: &str, kind: ExchangeKind) -> Result<(), AmqpError> {
+    exchange_with(channel, name, kind, FieldTable::default()).await
+}
+
+async fn exchange_with(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    args: FieldTable,
+) -> Result<(), AmqpError> {
     let options = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    channel
-        .exchange_declare(name, kind, options, FieldTable::default())
-        .await?;
+    channel.exchange_declare(name, kind, options, args).await?;
     Ok(())
 }
 
@@ -129,5 +141,31 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), AmqpE
     for delay in &topology.retry_delays {
         queue(channel, &wait_queue(*delay), wait_queue_args(qt, *delay)).await?;
     }
+    exchange(channel, LANES_FALLBACK_EXCHANGE, ExchangeKind::Fanout).await?;
+    bind(channel, DELIVERIES_QUEUE, LANES_FALLBACK_EXCHANGE, "").await?;
+    let mut lanes = FieldTable::default();
+    lanes.insert("alternate-exchange".into(), string(LANES_FALLBACK_EXCHANGE));
+    exchange_with(channel, LANES_EXCHANGE, ExchangeKind::Direct, lanes).await?;
     Ok(())
+}
+
+/// Declares one subscription's slow lane and binds it to `hookline.lanes`.
+/// A task that outstays [`LANE_TTL`] (or, on quorum queues, is redelivered
+/// too often) dead-letters into the retry queue, like a finished wait.
+pub async fn declare_lane(
+    channel: &Channel,
+    queue_type: QueueType,
+    subscription_id: &str,
+) -> Result<String, AmqpError> {
+    let name = lane_queue(subscription_id);
+    let mut args = wait_queue_args(queue_type, LANE_TTL);
+    if queue_type == QueueType::Quorum {
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+    }
+    queue(channel, &name, args).await?;
+    bind(channel, &name, LANES_EXCHANGE, subscription_id).await?;
+    Ok(name)
 }

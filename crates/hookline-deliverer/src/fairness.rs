@@ -2,11 +2,11 @@
 //! deliverer's throughput from the healthy ones.
 //!
 //! A subscription may have `cap` sends in flight. A task over the cap waits
-//! here (holding no worker slot) for at most `max_wait`, in a line of at most
-//! `4 × cap` while the endpoint answers fast (a burst drains in
-//! milliseconds) and `cap` once its last answer was slow. A task that finds
-//! the line full, or waits longer, is deferred: put back on the retry ladder
-//! without counting an attempt.
+//! here (holding no worker slot) for at most `max_wait`, in a line bounded
+//! only by that wait while the endpoint answers fast (a burst drains in
+//! milliseconds) and of at most `cap` once its last answer was slow. A task
+//! that finds the line full, or waits longer, is deferred: moved into the
+//! subscription's slow lane without counting an attempt.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -95,6 +95,33 @@ impl Fairness {
             .clone()
     }
 
+    /// Whether this subscription's last answer was slow.
+    pub fn is_slow(&self, subscription_id: &str) -> bool {
+        let lanes = match self.lanes.lock() {
+            Ok(lanes) => lanes,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        lanes
+            .get(subscription_id)
+            .is_some_and(|lane| lane.slow.load(Ordering::Relaxed))
+    }
+
+    /// Waits for a send slot however long it takes: for tasks from the
+    /// subscription's own slow lane, whose prefetch already bounds them.
+    pub async fn admit_patiently(&self, subscription_id: &str) -> Admission {
+        let lane = self.lane(subscription_id);
+        lane.waiting.fetch_add(1, Ordering::AcqRel);
+        let permit = lane.sends.clone().acquire_owned().await;
+        lane.waiting.fetch_sub(1, Ordering::AcqRel);
+        match permit {
+            Ok(permit) => Admission::Admitted(Ticket {
+                _permit: permit,
+                lane,
+            }),
+            Err(_) => Admission::Defer,
+        }
+    }
+
     /// Waits for a send slot of `subscription_id`, or says to defer.
     pub async fn admit(&self, subscription_id: &str) -> Admission {
         let lane = self.lane(subscription_id);
@@ -104,10 +131,13 @@ impl Fairness {
                 lane,
             });
         }
+        // A fast endpoint's line is bounded by the wait alone: its burst
+        // clears in milliseconds, and moving it into a lane would only cost
+        // the broker work.
         let line = if lane.slow.load(Ordering::Relaxed) {
             self.cap
         } else {
-            self.cap * 4
+            usize::MAX
         };
         if lane.waiting.fetch_add(1, Ordering::AcqRel) >= line && self.max_wait.is_some() {
             lane.waiting.fetch_sub(1, Ordering::AcqRel);

@@ -36,6 +36,8 @@ pub struct Handler {
     pub fairness: crate::fairness::Fairness,
     /// Subscriptions deleted or disabled meanwhile.
     pub revocations: crate::revocations::Revocations,
+    /// Moves tasks of saturated subscriptions into their slow lanes.
+    pub lanes: crate::lanes::Diverter,
     /// Cancelled on shutdown: a task that has not started sending by then
     /// goes back to the queue for another deliverer.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -73,8 +75,10 @@ fn protobuf() -> BasicProperties {
 }
 
 impl Handler {
-    /// Handles one raw message from a deliveries queue.
-    pub async fn handle(&self, payload: &[u8], slots: &Slots) -> Disposition {
+    /// Handles one raw message from a deliveries queue; `from_lane` when it
+    /// came from its subscription's slow lane (it then waits its turn
+    /// there instead of being diverted again).
+    pub async fn handle(&self, payload: &[u8], slots: &Slots, from_lane: bool) -> Disposition {
         let task = match DeliveryTask::decode(payload) {
             Ok(task) if task.schema_version == SCHEMA_VERSION => task,
             Ok(task) => {
@@ -95,7 +99,12 @@ impl Handler {
             tracing::info!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, outcome = "dropped", "subscription deleted or disabled; task dropped");
             return Disposition::Ack;
         }
-        let ticket = match self.fairness.admit(&task.subscription_id).await {
+        let admission = if from_lane {
+            self.fairness.admit_patiently(&task.subscription_id).await
+        } else {
+            self.fairness.admit(&task.subscription_id).await
+        };
+        let ticket = match admission {
             Admission::Admitted(ticket) => ticket,
             Admission::Defer => return self.defer(&task).await,
         };
@@ -122,33 +131,21 @@ impl Handler {
         }
     }
 
-    /// The subscription is saturated: wait on the ladder instead of holding
-    /// a worker slot. The attempt number is unchanged; a task deferred again
-    /// waits on the second rung, so a slow endpoint's backlog is polled less
-    /// often, never hours later.
+    /// The subscription is saturated: move the task into its slow lane
+    /// (the attempt number is unchanged), where it waits without holding a
+    /// worker slot or being taken and put back again.
     async fn defer(&self, task: &DeliveryTask) -> Disposition {
-        let delays = self.policy.delays();
-        let rung = (task.deferrals as usize)
-            .min(1)
-            .min(delays.len().saturating_sub(1));
-        let Some(delay) = delays.get(rung).copied() else {
-            return Disposition::Requeue;
-        };
-        self.metrics.deferred.inc();
         let mut deferred = task.clone();
         deferred.deferrals += 1;
-        match self
-            .publisher
-            .publish_confirmed(
-                "",
-                &wait_queue(delay),
-                &deferred.encode_to_vec(),
-                protobuf(),
-            )
-            .await
-        {
-            Ok(()) => Disposition::Ack,
-            Err(_) => Disposition::Requeue,
+        match self.lanes.divert(&deferred).await {
+            Ok(()) => {
+                self.metrics.deferred.inc();
+                Disposition::Ack
+            }
+            Err(error) => {
+                tracing::warn!(subscription_id = %task.subscription_id, %error, "could not move a task into its slow lane; leaving it for redelivery");
+                Disposition::Requeue
+            }
         }
     }
 

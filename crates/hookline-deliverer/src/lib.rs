@@ -6,6 +6,7 @@ pub mod attempts;
 pub mod config;
 pub mod fairness;
 pub mod handle;
+pub mod lanes;
 pub mod metrics;
 pub mod record;
 pub mod revocations;
@@ -56,18 +57,17 @@ pub async fn run(
     };
     let ladder: std::time::Duration = config.delivery.retry_delays.iter().sum();
     let revocations = revocations::Revocations::new(ladder + std::time::Duration::from_secs(3600));
+    let carried = worker::Carried {
+        sender,
+        metrics,
+        readiness,
+        revocations,
+        book: lanes::LaneBook::default(),
+    };
     let token = shutdown.token.clone();
     shutdown.tracker.spawn(async move {
         supervise(ctx, |connection| {
-            worker::session(
-                connection,
-                config.clone(),
-                sender.clone(),
-                metrics.clone(),
-                readiness.clone(),
-                revocations.clone(),
-                token.clone(),
-            )
+            worker::session(connection, config.clone(), carried.clone(), token.clone())
         })
         .await;
     });

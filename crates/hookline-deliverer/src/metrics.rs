@@ -22,8 +22,8 @@ pub struct Metrics {
     pub confirm_seconds: Histogram,
     /// `hookline_amqp_reconnects_total{service="deliverer"}`.
     pub reconnects: IntCounter,
-    /// `hookline_deliveries_deferred_total`: sends put back on the ladder
-    /// because their subscription hit its in-flight cap.
+    /// `hookline_deliveries_deferred_total`: tasks moved into their
+    /// subscription's slow lane because it hit its in-flight cap.
     pub deferred: IntCounter,
     /// `hookline_ready{service="deliverer"}`.
     pub ready: IntGauge,
@@ -68,7 +68,7 @@ impl Metrics {
             reconnects: hookline_runtime::metrics::reconnects_counter("deliverer")?,
             deferred: IntCounter::new(
                 "hookline_deliveries_deferred_total",
-                "Sends deferred because their subscription was at its in-flight cap.",
+                "Tasks moved into their subscription's slow lane because it was at its in-flight cap.",
             )?,
             ready: hookline_runtime::metrics::ready_gauge("deliverer")?,
         };

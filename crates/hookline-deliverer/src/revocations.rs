@@ -14,7 +14,10 @@ use futures_util::StreamExt;
 use hookline_amqp::AmqpError;
 use hookline_proto::{Message, SubscriptionChanged};
 use lapin::Connection;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::lanes::LaneId;
 
 /// Revoked subscription ids and when they were revoked.
 #[derive(Clone, Debug)]
@@ -42,6 +45,8 @@ impl Revocations {
             "deleted" | "disabled" => {
                 revoked.insert(change.subscription_id.clone(), Instant::now());
             }
+            // A deliverer's note about the endpoint, not a change.
+            hookline_proto::CHANGE_SLOW => {}
             _ => {
                 revoked.remove(&change.subscription_id);
             }
@@ -59,11 +64,13 @@ impl Revocations {
     }
 }
 
-/// Applies changes from `hookline.control` until the connection fails; on
-/// shutdown it just stops reading and lets the task consumers finish.
+/// Applies changes from `hookline.control` until the connection fails, and
+/// passes on "slow" notes as lanes to consume; on shutdown it just stops
+/// reading and lets the task consumers finish.
 pub async fn listen(
     connection: Arc<Connection>,
     revocations: Revocations,
+    lanes: mpsc::UnboundedSender<LaneId>,
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
     let (_channel, mut consumer) =
@@ -76,6 +83,12 @@ pub async fn listen(
         match next {
             Some(Ok(delivery)) => {
                 if let Ok(change) = SubscriptionChanged::decode(delivery.data.as_slice()) {
+                    if change.change == hookline_proto::CHANGE_SLOW {
+                        let _ = lanes.send(LaneId {
+                            subscription_id: change.subscription_id.clone(),
+                            tenant: change.tenant.clone(),
+                        });
+                    }
                     revocations.apply(&change);
                 }
             }
@@ -103,6 +116,8 @@ mod tests {
         r.apply(&change("sub_1", "deleted"));
         r.apply(&change("sub_2", "disabled"));
         assert!(r.is_revoked("sub_1") && r.is_revoked("sub_2"));
+        r.apply(&change("sub_1", "slow"));
+        assert!(r.is_revoked("sub_1"), "a slow note does not revive it");
         r.apply(&change("sub_2", "upserted"));
         assert!(!r.is_revoked("sub_2"));
         assert!(!r.is_revoked("sub_3"));

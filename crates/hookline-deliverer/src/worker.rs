@@ -24,17 +24,36 @@ use crate::handle::{Disposition, Handler, Slots};
 use crate::metrics::Metrics;
 use crate::sender::Sender;
 
+/// What outlives one broker session: made once per deliverer.
+#[derive(Clone)]
+pub struct Carried {
+    /// The HTTP side, with its connection pool.
+    pub sender: Sender,
+    /// Metric handles.
+    pub metrics: Metrics,
+    /// `/readyz`.
+    pub readiness: Readiness,
+    /// Subscriptions deleted or disabled.
+    pub revocations: crate::revocations::Revocations,
+    /// Slow lanes to resume after a reconnect.
+    pub book: crate::lanes::LaneBook,
+}
+
 /// Runs consumers on `connection` until it fails or `token` is cancelled,
 /// then lets in-flight sends finish and ack.
 pub async fn session(
     connection: Arc<Connection>,
     config: DelivererConfig,
-    sender: Sender,
-    metrics: Metrics,
-    readiness: Readiness,
-    revocations: crate::revocations::Revocations,
+    carried: Carried,
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
+    let Carried {
+        sender,
+        metrics,
+        readiness,
+        revocations,
+        book,
+    } = carried;
     let publisher = ConfirmedPublisher::open(
         &connection,
         config.confirm_window,
@@ -43,18 +62,23 @@ pub async fn session(
     .await?;
     declare(publisher.channel(), &config.topology).await?;
     let (records, batcher) = crate::attempts::spawn(publisher.clone());
+    let (open_lane, lanes_to_open) = mpsc::unbounded_channel();
     let handler = Arc::new(Handler {
         sender,
         policy: RetryPolicy::new(config.delivery.retry_delays.clone()),
-        publisher,
         records,
         metrics,
         publish_successes: config.delivery.publish_successes,
         fairness: crate::fairness::Fairness::new(
             config.delivery.max_inflight_per_subscription,
-            // Without a ladder there is nowhere to defer to: just wait.
-            (!config.delivery.retry_delays.is_empty()).then_some(FAIR_WAIT),
+            Some(FAIR_WAIT),
         ),
+        lanes: crate::lanes::Diverter::new(
+            publisher.clone(),
+            config.topology.queue_type,
+            open_lane.clone(),
+        ),
+        publisher,
         revocations: revocations.clone(),
         shutdown: token.clone(),
     });
@@ -62,40 +86,64 @@ pub async fn session(
     let retry_slots = Arc::new(Semaphore::new(config.retry_slots()));
     let inflight = TaskTracker::new();
     readiness.set("amqp", true);
-
-    let first = consume(
-        &connection,
-        DELIVERIES_QUEUE,
-        config.delivery.concurrency * 2,
-        None,
-        all_slots.clone(),
-        handler.clone(),
-        inflight.clone(),
-        token.clone(),
-    );
-    let retries = consume(
-        &connection,
-        RETRY_QUEUE,
-        config.retry_slots() * 2,
-        Some(retry_slots),
+    // Lanes stop with the session's main consumers, whatever ended them.
+    let session_token = token.child_token();
+    let consumers = Consumers {
+        connection: connection.clone(),
         all_slots,
-        handler.clone(),
-        inflight.clone(),
-        token.clone(),
-    );
-    let control = crate::revocations::listen(connection.clone(), revocations, token.clone());
-    let consumers = async { tokio::join!(first, retries) };
-    let (first, retries) = tokio::select! {
-        both = consumers => both,
-        // A failed control consumer means a failed connection: start over.
-        Err(error) = control => (Err(error), Ok(())),
+        handler: handler.clone(),
+        inflight: inflight.clone(),
+        token: session_token.clone(),
     };
+
+    let lanes = crate::lanes::run(
+        consumers.clone(),
+        lanes_to_open,
+        book,
+        crate::lanes::LaneSettings {
+            queue_type: config.topology.queue_type,
+            prefetch: config.delivery.max_inflight_per_subscription,
+            slots: Arc::new(Semaphore::new(config.retry_slots())),
+        },
+    );
+    let lanes = tokio::spawn(lanes);
+    let control =
+        crate::revocations::listen(connection.clone(), revocations, open_lane, token.clone());
+    let result = {
+        let first = consumers.run(Source::queue(
+            DELIVERIES_QUEUE,
+            config.delivery.concurrency * 2,
+            None,
+        ));
+        let retries = consumers.run(Source::queue(
+            RETRY_QUEUE,
+            config.retry_slots() * 2,
+            Some(retry_slots),
+        ));
+        let main = async {
+            let (first, retries) = tokio::join!(first, retries);
+            first.and(retries)
+        };
+        tokio::pin!(main);
+        tokio::select! {
+            result = &mut main => result,
+            // A failed control consumer means a failed connection: start over.
+            Err(error) = control => {
+                session_token.cancel();
+                let _ = main.await;
+                Err(error)
+            }
+        }
+    };
+    session_token.cancel();
+    let _ = lanes.await;
     // Consumers are cancelled; the sends already started finish and ack.
     inflight.close();
     inflight.wait().await;
+    drop(consumers);
     drop(handler);
     let _ = batcher.await;
-    first.and(retries)
+    result
 }
 
 /// How a finished send settles its message.
@@ -117,73 +165,136 @@ const ACK_DELAY: Duration = Duration::from_millis(5);
 /// A finished tag above a slow in-flight one is acked alone after this.
 const ACK_MAX_WAIT: Duration = Duration::from_millis(20);
 
-/// Consumes `queue`, spawning one send per message while holding a slot.
-#[allow(clippy::too_many_arguments)]
-async fn consume(
-    connection: &Connection,
-    queue: &str,
-    prefetch: usize,
-    own_slots: Option<Arc<Semaphore>>,
-    all_slots: Arc<Semaphore>,
-    handler: Arc<Handler>,
-    inflight: TaskTracker,
-    token: CancellationToken,
-) -> Result<(), AmqpError> {
-    let channel = connection.create_channel().await?;
-    // Prefetch is twice the slots this consumer may use: every slot busy,
-    // plus room for tasks waiting in a busy subscription's short line.
-    // Beyond that, unstarted work stays in the queue for other deliverers.
-    channel
-        .basic_qos(
-            prefetch.min(u16::MAX as usize) as u16,
-            BasicQosOptions::default(),
-        )
-        .await?;
-    let tag = format!("{queue}.{}", hookline_model::ids::new_id("c"));
-    let mut consumer = channel
-        .basic_consume(
-            queue,
-            &tag,
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let (settle, settled) = mpsc::unbounded_channel();
-    let settler = tokio::spawn(settle_loop(channel.clone(), settled));
-    let result = loop {
-        let next = tokio::select! {
-            next = consumer.next() => next,
-            _ = token.cancelled() => break Ok(()),
-        };
-        let delivery = match next {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(e)) => break Err(AmqpError::from(e)),
-            None => break Err(AmqpError::Unavailable(format!("consumer on {queue} ended"))),
-        };
-        let handler = handler.clone();
-        let settle = settle.clone();
-        let slots = Slots {
-            all: all_slots.clone(),
-            own: own_slots.clone(),
-        };
-        let delivery_tag = delivery.delivery_tag;
-        let _ = settle.send(Settle::Delivered(delivery_tag));
-        inflight.spawn(async move {
-            let outcome = match handler.handle(&delivery.data, &slots).await {
-                Disposition::Ack => Settle::Ack(delivery_tag),
-                Disposition::Requeue => Settle::Requeue(delivery_tag),
+/// Where a consumer takes its tasks from.
+pub struct Source {
+    /// The queue.
+    pub queue: String,
+    /// Unacked messages the broker may hand over.
+    pub prefetch: usize,
+    /// A slot pool of this source's own besides the deliverer-wide one.
+    pub own_slots: Option<Arc<Semaphore>>,
+    /// A slow lane: its tasks wait for their subscription however long.
+    pub lane: bool,
+    /// Stop after this long without a message.
+    pub idle: Option<Duration>,
+}
+
+impl Source {
+    /// One of the shared queues.
+    fn queue(queue: &str, prefetch: usize, own_slots: Option<Arc<Semaphore>>) -> Self {
+        Self {
+            queue: queue.to_string(),
+            prefetch,
+            own_slots,
+            lane: false,
+            idle: None,
+        }
+    }
+}
+
+/// Why a consumer stopped without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The session is ending.
+    Cancelled,
+    /// No message for the source's idle time.
+    Idle,
+    /// The broker cancelled the consumer (its queue was deleted).
+    Gone,
+}
+
+/// What every consumer of one session shares.
+#[derive(Clone)]
+pub struct Consumers {
+    /// The session's connection.
+    pub connection: Arc<Connection>,
+    /// The deliverer-wide slot pool.
+    pub all_slots: Arc<Semaphore>,
+    /// Handles each task.
+    pub handler: Arc<Handler>,
+    /// Every send started, so the session can wait for them.
+    pub inflight: TaskTracker,
+    /// The session's end.
+    pub token: CancellationToken,
+}
+
+impl Consumers {
+    /// A shared queue: its consumer ending is the session's failure.
+    async fn run(&self, source: Source) -> Result<(), AmqpError> {
+        match self.consume(source).await? {
+            Ended::Gone => Err(AmqpError::Unavailable("a consumer was cancelled".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Consumes `source`, spawning one send per message that holds a slot.
+    pub async fn consume(&self, source: Source) -> Result<Ended, AmqpError> {
+        let channel = self.connection.create_channel().await?;
+        // Prefetch is twice the slots this consumer may use: every slot
+        // busy, plus room for tasks waiting in a busy subscription's short
+        // line. Beyond that, unstarted work stays in the queue for other
+        // deliverers.
+        channel
+            .basic_qos(
+                source.prefetch.min(u16::MAX as usize) as u16,
+                BasicQosOptions::default(),
+            )
+            .await?;
+        let queue = source.queue.as_str();
+        let tag = format!("{queue}.{}", hookline_model::ids::new_id("c"));
+        let mut consumer = channel
+            .basic_consume(
+                queue,
+                &tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (settle, settled) = mpsc::unbounded_channel();
+        let settler = tokio::spawn(settle_loop(channel.clone(), settled));
+        let result = loop {
+            let idle = async {
+                match source.idle {
+                    Some(idle) => tokio::time::sleep(idle).await,
+                    None => std::future::pending().await,
+                }
             };
-            let _ = settle.send(outcome);
-        });
-    };
-    let _ = channel
-        .basic_cancel(&tag, BasicCancelOptions::default())
-        .await;
-    // The settler ends once every spawned send has reported (each holds a
-    // sender), after acking everything that finished.
-    drop(settle);
-    let _ = settler.await;
-    result
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                _ = self.token.cancelled() => break Ok(Ended::Cancelled),
+                _ = idle => break Ok(Ended::Idle),
+            };
+            let delivery = match next {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(e)) => break Err(AmqpError::from(e)),
+                None => break Ok(Ended::Gone),
+            };
+            let handler = self.handler.clone();
+            let settle = settle.clone();
+            let slots = Slots {
+                all: self.all_slots.clone(),
+                own: source.own_slots.clone(),
+            };
+            let delivery_tag = delivery.delivery_tag;
+            let from_lane = source.lane;
+            let _ = settle.send(Settle::Delivered(delivery_tag));
+            self.inflight.spawn(async move {
+                let outcome = match handler.handle(&delivery.data, &slots, from_lane).await {
+                    Disposition::Ack => Settle::Ack(delivery_tag),
+                    Disposition::Requeue => Settle::Requeue(delivery_tag),
+                };
+                let _ = settle.send(outcome);
+            });
+        };
+        let _ = channel
+            .basic_cancel(&tag, BasicCancelOptions::default())
+            .await;
+        // The settler ends once every spawned send has reported (each holds
+        // a sender), after acking everything that finished.
+        drop(settle);
+        let _ = settler.await;
+        result
+    }
 }
 
 /// Settles one channel's messages in few frames (see `AckLedger`).

@@ -7,7 +7,9 @@ use std::time::Instant;
 use chrono::Utc;
 use futures_util::future::join_all;
 use futures_util::StreamExt;
-use hookline_amqp::names::{DELIVERIES_QUEUE, ERROR_HEADER, EVENTS_QUEUE, INVALID_QUEUE};
+use hookline_amqp::names::{
+    DELIVERIES_QUEUE, ERROR_HEADER, EVENTS_QUEUE, INVALID_QUEUE, LANES_EXCHANGE,
+};
 use hookline_amqp::{declare, AmqpError, ConfirmedPublisher, PendingConfirm};
 use hookline_model::{ids, Event};
 use hookline_proto::{DeliveryTask, Message, SCHEMA_VERSION};
@@ -23,12 +25,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
 use crate::index::SharedIndex;
+use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
 
 /// What one event produced: its outcome label and the confirms to wait on.
 struct Fanned {
     outcome: &'static str,
     confirms: Vec<PendingConfirm>,
+    /// How many of the tasks went into slow lanes.
+    to_lanes: u64,
 }
 
 /// An event's acker and what it produced.
@@ -40,6 +45,7 @@ pub async fn session(
     connection: Arc<Connection>,
     config: FanoutConfig,
     index: SharedIndex,
+    lanes: SlowLanes,
     metrics: Metrics,
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
@@ -81,7 +87,7 @@ pub async fn session(
             None => break Err(AmqpError::Unavailable("event consumer ended".into())),
         };
         let acker = delivery.acker.clone();
-        match fan_out(&delivery, &publisher, &index, &metrics).await {
+        match fan_out(&delivery, &publisher, &index, &lanes, &metrics).await {
             Ok(pending) => {
                 if tx.send((acker, pending)).await.is_err() {
                     break Err(AmqpError::Unavailable("ack task stopped".into()));
@@ -116,6 +122,7 @@ async fn ack_in_order(mut rx: mpsc::Receiver<Pending>, metrics: Metrics) {
                 metrics.events.with_label_values(&[fanned.outcome]).inc();
                 if fanned.outcome == "matched" {
                     metrics.tasks.inc_by(tasks);
+                    metrics.lane_tasks.inc_by(fanned.to_lanes);
                 }
                 last_ok = Some(acker);
                 continue;
@@ -142,6 +149,7 @@ async fn fan_out(
     delivery: &Delivery,
     publisher: &ConfirmedPublisher,
     index: &SharedIndex,
+    lanes: &SlowLanes,
     metrics: &Metrics,
 ) -> Result<Fanned, AmqpError> {
     let raw = &delivery.data;
@@ -163,6 +171,7 @@ async fn fan_out(
             return Ok(Fanned {
                 outcome: "invalid",
                 confirms,
+                to_lanes: 0,
             });
         }
     };
@@ -178,13 +187,16 @@ async fn fan_out(
         return Ok(Fanned {
             outcome: "unmatched",
             confirms: Vec::new(),
+            to_lanes: 0,
         });
     }
     // Rendered once; every task of this event carries the same bytes.
     let body = bytes::Bytes::from(event.delivery_body(false));
     let properties = BasicProperties::default().with_content_type("application/x-protobuf".into());
     let mut pending = Vec::with_capacity(targets.len());
-    for target in targets {
+    let to_lane = lanes.routed(targets.iter().map(|t| t.id.as_str()));
+    let to_lanes = to_lane.iter().filter(|routed| **routed).count() as u64;
+    for (target, to_lane) in targets.into_iter().zip(to_lane) {
         let task = DeliveryTask {
             schema_version: SCHEMA_VERSION,
             delivery_id: ids::delivery_id(&event.tenant, &event.id, &target.id),
@@ -202,11 +214,16 @@ async fn fan_out(
             test: false,
             deferrals: 0,
         };
+        let (exchange, routing_key) = if to_lane {
+            (LANES_EXCHANGE, target.id.as_str())
+        } else {
+            ("", DELIVERIES_QUEUE)
+        };
         pending.push(
             publisher
                 .publish(
-                    "",
-                    DELIVERIES_QUEUE,
+                    exchange,
+                    routing_key,
                     &task.encode_to_vec(),
                     properties.clone(),
                 )
@@ -216,5 +233,6 @@ async fn fan_out(
     Ok(Fanned {
         outcome: "matched",
         confirms: pending,
+        to_lanes,
     })
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod consumer;
 pub mod index;
+pub mod lanes;
 pub mod metrics;
 pub mod refresh;
 
@@ -76,15 +77,17 @@ pub async fn run(
         token: shutdown.token.clone(),
     };
     let token = shutdown.token.clone();
+    let lanes = lanes::SlowLanes::default();
     shutdown.tracker.spawn(async move {
         supervise(ctx, |connection| {
-            let (config, index, metrics, token, readiness, pool) = (
+            let (config, index, metrics, token, readiness, pool, lanes) = (
                 config.clone(),
                 index.clone(),
                 metrics.clone(),
                 token.clone(),
                 readiness.clone(),
                 pool.clone(),
+                lanes.clone(),
             );
             async move {
                 // Listen first, then load everything: a change made while
@@ -95,16 +98,17 @@ pub async fn run(
                     hookline_amqp::subscribe_control(&connection, "fanout-control").await?;
                 refresh::reload_all(&pool, &config.secret_key, &index, &metrics, &readiness).await;
                 readiness.set("amqp", true);
-                let control = refresh::listen(
-                    control,
+                let listener = refresh::Listener {
                     pool,
-                    config.secret_key.clone(),
-                    index.clone(),
-                    metrics.clone(),
-                    token.clone(),
-                );
+                    secret_key: config.secret_key.clone(),
+                    index: index.clone(),
+                    lanes: lanes.clone(),
+                    metrics: metrics.clone(),
+                };
+                let control = refresh::listen(control, listener, token.clone());
+                let events = consumer::session(connection, config, index, lanes, metrics, token);
                 tokio::select! {
-                    result = consumer::session(connection, config, index, metrics, token) => result,
+                    result = events => result,
                     result = control => result,
                 }
             }

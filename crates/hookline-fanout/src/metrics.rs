@@ -12,6 +12,9 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// `hookline_fanout_tasks_total`.
     pub tasks: IntCounter,
+    /// `hookline_fanout_lane_tasks_total`: tasks published straight into a
+    /// slow subscription's lane (a part of `tasks`).
+    pub lane_tasks: IntCounter,
     /// `hookline_fanout_match_duration_seconds`.
     pub match_seconds: Histogram,
     /// `hookline_fanout_subscriptions_loaded`.
@@ -36,6 +39,10 @@ impl Metrics {
                 &["outcome"],
             )?,
             tasks: IntCounter::new("hookline_fanout_tasks_total", "Delivery tasks published.")?,
+            lane_tasks: IntCounter::new(
+                "hookline_fanout_lane_tasks_total",
+                "Delivery tasks published into a slow subscription's lane.",
+            )?,
             match_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "hookline_fanout_match_duration_seconds",
@@ -56,6 +63,7 @@ impl Metrics {
         }
         registry.register(Box::new(metrics.events.clone()))?;
         registry.register(Box::new(metrics.tasks.clone()))?;
+        registry.register(Box::new(metrics.lane_tasks.clone()))?;
         registry.register(Box::new(metrics.match_seconds.clone()))?;
         registry.register(Box::new(metrics.loaded.clone()))?;
         registry.register(Box::new(metrics.confirm_seconds.clone()))?;

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::index::{load_all, load_tenant, SharedIndex};
+use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
 
 /// Loads the whole index, replacing what is there. Returns whether it worked;
@@ -58,17 +59,36 @@ pub async fn periodic(
     }
 }
 
+/// What the control listener updates.
+pub struct Listener {
+    /// Where tenants are reloaded from.
+    pub pool: PgPool,
+    /// Opens sealed secrets.
+    pub secret_key: String,
+    /// The index to update.
+    pub index: SharedIndex,
+    /// Slow notes from deliverers.
+    pub lanes: SlowLanes,
+    /// `subscriptions_loaded`.
+    pub metrics: Metrics,
+}
+
 /// Reloads the changed tenant for every message on this instance's
 /// `hookline.control` queue: a change made through the api is matched within
-/// milliseconds, well inside the contract's 1 s.
+/// milliseconds, well inside the contract's 1 s. A deliverer's "slow" note
+/// routes that subscription to its lane instead.
 pub async fn listen(
     mut consumer: lapin::Consumer,
-    pool: PgPool,
-    secret_key: String,
-    index: SharedIndex,
-    metrics: Metrics,
+    listener: Listener,
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
+    let Listener {
+        pool,
+        secret_key,
+        index,
+        lanes,
+        metrics,
+    } = listener;
     loop {
         let next = tokio::select! {
             next = consumer.next() => next,
@@ -82,6 +102,10 @@ pub async fn listen(
             None => return Err(AmqpError::Unavailable("control consumer ended".into())),
         };
         if let Ok(change) = SubscriptionChanged::decode(delivery.data.as_slice()) {
+            if change.change == hookline_proto::CHANGE_SLOW {
+                lanes.note(&change.subscription_id);
+                continue;
+            }
             match load_tenant(&pool, &secret_key, &change.tenant).await {
                 Ok(fresh) => {
                     if let Ok(mut index) = index.write() {

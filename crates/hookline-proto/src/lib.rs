@@ -13,3 +13,8 @@ pub use generated::*;
 pub const SCHEMA_VERSION: u32 = 1;
 
 pub use prost::Message;
+
+/// `SubscriptionChanged.change` sent by a deliverer whose subscription
+/// answers slowly: fanout routes that subscription's tasks to its slow lane
+/// for a while. It is not a change of the subscription itself.
+pub const CHANGE_SLOW: &str = "slow";

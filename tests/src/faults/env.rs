@@ -13,8 +13,9 @@ use serde_json::Value;
 use super::broker::Broker;
 use super::postgres::Postgres;
 use super::probe::{metric_sum, metrics_text};
-use super::services::{spawn_in_process, wait_ready, Service, ServiceProcess};
-use crate::env::{test_settings, ADMIN_TOKEN};
+use super::services::{spawn_in_process, Service, ServiceProcess};
+use crate::api_client::{answer, wait_ready, ApiClient};
+use crate::env::test_settings;
 use crate::eventually;
 
 /// What a fault test may change before the services start.
@@ -32,6 +33,8 @@ pub struct FaultEnv {
     pub settings: Settings,
     /// `http://127.0.0.1:PORT` of the in-process api (empty when not started).
     pub api: String,
+    /// Admin requests to `api`, through `http`.
+    pub admin: ApiClient,
     /// Ingest base URL (empty when not started).
     pub ingest: String,
     /// Fanout base URL (empty when not started).
@@ -52,10 +55,7 @@ pub struct FaultEnv {
 impl FaultEnv {
     /// Boots a broker node and a cluster (in parallel), then the services.
     pub async fn start_with(tweak: impl FnOnce(&mut FaultOptions)) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_test_writer()
-            .try_init();
+        crate::init_tracing();
         let mut options = FaultOptions {
             settings: test_settings(),
             services: vec![
@@ -88,16 +88,18 @@ impl FaultEnv {
             }
         }
         let [api, ingest, fanout, deliverer] = bases;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
         Self {
             settings,
+            admin: ApiClient::new(http.clone(), &api),
             api,
             ingest,
             fanout,
             deliverer,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("client"),
+            http,
             shutdown,
             subscriptions: AtomicUsize::new(0),
             broker,
@@ -110,42 +112,17 @@ impl FaultEnv {
         ServiceProcess::spawn(service, &self.settings, extra)
     }
 
-    /// `POST` JSON to the api as admin; returns status and body.
-    pub async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.api))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("api reachable");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
     /// `GET` from the api as admin.
     pub async fn api_get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.api))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("api reachable");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.admin.get(path).await
     }
 
     /// Creates a subscription and returns it.
     pub async fn subscribe(&self, tenant: &str, url: &str, event_types: &[&str]) -> Value {
-        let (status, body) = self
-            .api_post(
-                &format!("/v1/tenants/{tenant}/subscriptions"),
-                serde_json::json!({ "name": "fault", "url": url, "event_types": event_types }),
-            )
+        let body = self
+            .admin
+            .subscribe(tenant, "fault", url, event_types)
             .await;
-        assert_eq!(status, 201, "create subscription: {body}");
         let created = self.subscriptions.fetch_add(1, Ordering::SeqCst) + 1;
         if !self.fanout.is_empty() {
             // A change is in effect within a second (the contract); wait for
@@ -157,15 +134,9 @@ impl FaultEnv {
 
     /// `POST /v1/events`; `None` when no answer came at all.
     pub async fn post_event(&self, event: &Value) -> Option<(u16, Value)> {
-        let response = self
-            .http
-            .post(format!("{}/v1/events", self.ingest))
-            .json(event)
-            .send()
-            .await
-            .ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.json().await.unwrap_or(Value::Null)))
+        let url = format!("{}/v1/events", self.ingest);
+        let response = self.http.post(url).json(event).send().await.ok()?;
+        Some(answer(response).await)
     }
 
     /// Every history record of a subscription, newest first, all pages.

@@ -16,7 +16,26 @@ pub async fn publish_raw(
     body: &[u8],
     headers: &[(&str, &str)],
 ) {
-    let connection = hookline_amqp::connect(url, "fault-test-producer")
+    let mut table = FieldTable::default();
+    for (name, value) in headers {
+        table.insert((*name).into(), AMQPValue::LongString((*value).into()));
+    }
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_headers(table);
+    publish(url, exchange, routing_key, body, properties).await;
+}
+
+/// Publishes `body` with `properties` on a connection of its own, as any
+/// producer outside Hookline would, and waits for the broker's confirm.
+pub async fn publish(
+    url: &str,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) {
+    let connection = hookline_amqp::connect(url, "test-producer")
         .await
         .expect("connect");
     let channel = connection.create_channel().await.expect("channel");
@@ -24,19 +43,13 @@ pub async fn publish_raw(
         .confirm_select(Default::default())
         .await
         .expect("confirm mode");
-    let mut table = FieldTable::default();
-    for (name, value) in headers {
-        table.insert((*name).into(), AMQPValue::LongString((*value).into()));
-    }
     channel
         .basic_publish(
             exchange,
             routing_key,
             BasicPublishOptions::default(),
             body,
-            BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_headers(table),
+            properties,
         )
         .await
         .expect("publish")

@@ -9,8 +9,8 @@ use hookline_config::Settings;
 use hookline_runtime::Shutdown;
 use tokio::net::TcpListener;
 
+use crate::api_client::wait_ready;
 use crate::binary::{free_port, hookline_binary, settings_env};
-use crate::eventually;
 
 /// One of the four services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,39 +138,4 @@ impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-/// Whether `base/readyz` answers 200 right now.
-pub async fn is_ready(base: &str) -> bool {
-    let client = reqwest::Client::new();
-    matches!(
-        client
-            .get(format!("{base}/readyz"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await,
-        Ok(r) if r.status().is_success()
-    )
-}
-
-/// Waits until `base/readyz` answers 200.
-pub async fn wait_ready(base: &str, timeout: Duration) {
-    eventually(timeout, &format!("{base}/readyz to be 200"), || async {
-        is_ready(base).await.then_some(())
-    })
-    .await;
-}
-
-/// Waits until `base/readyz` answers 503 (a dependency is down).
-pub async fn wait_not_ready(base: &str, timeout: Duration) {
-    eventually(timeout, &format!("{base}/readyz to be 503"), || async {
-        let response = reqwest::Client::new()
-            .get(format!("{base}/readyz"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
-        (response.status().as_u16() == 503).then_some(())
-    })
-    .await;
 }

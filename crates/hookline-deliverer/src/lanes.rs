@@ -1,0 +1,324 @@
+//! Slow lanes: a subscription whose endpoint answers slowly gets a queue of
+//! its own, `hookline.lane.<subscription id>`, drained at the endpoint's
+//! pace (prefetch = the per-subscription cap) while the shared queues keep
+//! flowing for everyone else.
+//!
+//! A task that finds its subscription saturated is moved into the lane once
+//! (one confirmed publish) instead of circling the retry ladder, and the
+//! deliverer tells fanout over `hookline.control` ("slow"), so that fanout
+//! publishes the subscription's next tasks straight into the lane: then a
+//! slow endpoint's task costs the broker no more than a fast one's.
+//!
+//! A lane nobody has taken a task from for [`LANE_IDLE`] is deleted if it
+//! is empty. Lanes this deliverer consumes are remembered across
+//! reconnects; a lane whose every consumer went away hands its tasks back to
+//! the retry queue after `LANE_TTL` (see `hookline_amqp::declare_lane`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hookline_amqp::names::{lane_queue, CONTROL_EXCHANGE};
+use hookline_amqp::{declare_lane, AmqpError, ConfirmedPublisher};
+use hookline_config::QueueType;
+use hookline_proto::{DeliveryTask, Message, SubscriptionChanged, CHANGE_SLOW, SCHEMA_VERSION};
+use lapin::options::QueueDeleteOptions;
+use lapin::BasicProperties;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::task::TaskTracker;
+
+use crate::worker::{Consumers, Ended, Source};
+
+/// A lane unused this long is deleted (when empty).
+pub const LANE_IDLE: Duration = Duration::from_secs(60);
+/// How often the "slow" note is repeated while the endpoint stays slow
+/// (fanout keeps a note for 30 s).
+pub const NOTE_EVERY: Duration = Duration::from_secs(10);
+
+/// A lane to consume: the subscription and its tenant (for the note).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LaneId {
+    /// Whose lane.
+    pub subscription_id: String,
+    /// The subscription's tenant.
+    pub tenant: String,
+}
+
+/// The lanes this deliverer consumes, kept across broker sessions so a
+/// reconnect resumes them.
+#[derive(Clone, Debug, Default)]
+pub struct LaneBook {
+    known: Arc<Mutex<HashSet<LaneId>>>,
+}
+
+impl LaneBook {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<LaneId>> {
+        match self.known.lock() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Remembers a lane being consumed.
+    pub fn remember(&self, lane: &LaneId) {
+        self.lock().insert(lane.clone());
+    }
+
+    /// Forgets a lane that was deleted.
+    pub fn forget(&self, lane: &LaneId) {
+        self.lock().remove(lane);
+    }
+
+    /// Every lane to resume after a reconnect.
+    pub fn all(&self) -> Vec<LaneId> {
+        self.lock().iter().cloned().collect()
+    }
+}
+
+/// One session's side of the lanes: moves tasks into lanes, asks for lanes
+/// to be consumed, and sends the "slow" notes.
+pub struct Diverter {
+    publisher: ConfirmedPublisher,
+    queue_type: QueueType,
+    declared: Mutex<HashSet<String>>,
+    noted: Mutex<HashMap<String, Instant>>,
+    open: mpsc::UnboundedSender<LaneId>,
+}
+
+fn protobuf() -> BasicProperties {
+    BasicProperties::default().with_content_type("application/x-protobuf".into())
+}
+
+impl Diverter {
+    /// Diverts on `publisher`'s channel; lanes to consume go to `open`.
+    pub fn new(
+        publisher: ConfirmedPublisher,
+        queue_type: QueueType,
+        open: mpsc::UnboundedSender<LaneId>,
+    ) -> Self {
+        Self {
+            publisher,
+            queue_type,
+            declared: Mutex::default(),
+            noted: Mutex::default(),
+            open,
+        }
+    }
+
+    async fn declare(&self, subscription_id: &str) -> Result<String, AmqpError> {
+        let name = declare_lane(self.publisher.channel(), self.queue_type, subscription_id).await?;
+        if let Ok(mut declared) = self.declared.lock() {
+            declared.insert(subscription_id.to_string());
+        }
+        Ok(name)
+    }
+
+    /// Moves `task` into its subscription's lane; Ok once confirmed. The
+    /// publish is mandatory on the lane queue itself, so a lane deleted
+    /// meanwhile is declared again rather than sending the task in a circle.
+    pub async fn divert(&self, task: &DeliveryTask) -> Result<(), AmqpError> {
+        let subscription_id = task.subscription_id.as_str();
+        let known = self
+            .declared
+            .lock()
+            .map(|d| d.contains(subscription_id))
+            .unwrap_or(false);
+        let lane = if known {
+            lane_queue(subscription_id)
+        } else {
+            self.declare(subscription_id).await?
+        };
+        let body = task.encode_to_vec();
+        match self
+            .publisher
+            .publish_confirmed("", &lane, &body, protobuf())
+            .await
+        {
+            Err(AmqpError::Unroutable(_)) => {
+                self.declare(subscription_id).await?;
+                self.publisher
+                    .publish_confirmed("", &lane, &body, protobuf())
+                    .await?;
+            }
+            other => other?,
+        }
+        let lane = LaneId {
+            subscription_id: subscription_id.to_string(),
+            tenant: task.tenant.clone(),
+        };
+        let _ = self.open.send(lane.clone());
+        self.note_slow(&lane).await;
+        Ok(())
+    }
+
+    /// Tells every fanout (and deliverer) that this subscription is slow, at
+    /// most once per [`NOTE_EVERY`]. Best effort: without the note tasks
+    /// still reach the lane, one hop later.
+    pub async fn note_slow(&self, lane: &LaneId) {
+        let now = Instant::now();
+        {
+            let Ok(mut noted) = self.noted.lock() else {
+                return;
+            };
+            if noted
+                .get(&lane.subscription_id)
+                .is_some_and(|at| now.duration_since(*at) < NOTE_EVERY)
+            {
+                return;
+            }
+            noted.insert(lane.subscription_id.clone(), now);
+        }
+        let note = SubscriptionChanged {
+            schema_version: SCHEMA_VERSION,
+            tenant: lane.tenant.clone(),
+            subscription_id: lane.subscription_id.clone(),
+            change: CHANGE_SLOW.into(),
+        };
+        let sent = self
+            .publisher
+            .broadcast(CONTROL_EXCHANGE, "", &note.encode_to_vec(), protobuf())
+            .await;
+        if let Ok(pending) = sent {
+            let _ = pending.confirmed().await;
+        }
+    }
+
+    /// Forgets that a lane was declared (it was deleted).
+    pub fn deleted(&self, subscription_id: &str) {
+        if let Ok(mut declared) = self.declared.lock() {
+            declared.remove(subscription_id);
+        }
+    }
+}
+
+/// How lanes are consumed.
+pub struct LaneSettings {
+    /// Queue type the lanes are declared with.
+    pub queue_type: QueueType,
+    /// Prefetch of a lane: the per-subscription cap.
+    pub prefetch: usize,
+    /// Slots every lane's sends share, so slow endpoints together cannot
+    /// hold every worker slot.
+    pub slots: Arc<Semaphore>,
+}
+
+/// Consumes every lane asked for (by this deliverer's diversions, other
+/// deliverers' notes, or a previous session) until the session ends, and
+/// repeats the "slow" note for lanes whose endpoint is still slow.
+pub async fn run(
+    consumers: Consumers,
+    mut open: mpsc::UnboundedReceiver<LaneId>,
+    book: LaneBook,
+    settings: LaneSettings,
+) {
+    let settings = Arc::new(settings);
+    let mut running: HashMap<String, LaneId> = HashMap::new();
+    let lanes = TaskTracker::new();
+    let (done, mut finished) = mpsc::unbounded_channel::<LaneId>();
+    let mut resume = book.all();
+    let mut note = tokio::time::interval(NOTE_EVERY);
+    loop {
+        let lane = match resume.pop() {
+            Some(lane) => lane,
+            None => tokio::select! {
+                Some(lane) = open.recv() => lane,
+                Some(lane) = finished.recv() => {
+                    running.remove(&lane.subscription_id);
+                    continue;
+                }
+                _ = note.tick() => {
+                    for lane in running.values() {
+                        if consumers.handler.fairness.is_slow(&lane.subscription_id) {
+                            consumers.handler.lanes.note_slow(lane).await;
+                        }
+                    }
+                    continue;
+                }
+                _ = consumers.token.cancelled() => break,
+            },
+        };
+        if running.contains_key(&lane.subscription_id) {
+            continue;
+        }
+        running.insert(lane.subscription_id.clone(), lane.clone());
+        let (consumers, book, settings, done) = (
+            consumers.clone(),
+            book.clone(),
+            settings.clone(),
+            done.clone(),
+        );
+        lanes.spawn(async move {
+            consume_lane(&consumers, &lane, &book, &settings).await;
+            let _ = done.send(lane);
+        });
+    }
+    lanes.close();
+    lanes.wait().await;
+}
+
+/// Consumes one lane until it is idle and empty (then deletes it), deleted
+/// by someone else, or the session ends.
+async fn consume_lane(
+    consumers: &Consumers,
+    lane: &LaneId,
+    book: &LaneBook,
+    settings: &LaneSettings,
+) {
+    let id = &lane.subscription_id;
+    loop {
+        let declared = async {
+            let channel = consumers.connection.create_channel().await?;
+            let name = declare_lane(&channel, settings.queue_type, id).await?;
+            let _ = channel.close(200, "declared").await;
+            Ok::<_, AmqpError>(name)
+        };
+        let queue = match declared.await {
+            Ok(queue) => queue,
+            Err(error) => {
+                tracing::warn!(subscription_id = %id, %error, "cannot declare a slow lane");
+                return;
+            }
+        };
+        book.remember(lane);
+        tracing::info!(subscription_id = %id, "consuming the subscription's slow lane");
+        let source = Source {
+            queue: queue.clone(),
+            prefetch: settings.prefetch,
+            own_slots: Some(settings.slots.clone()),
+            lane: true,
+            idle: Some(LANE_IDLE),
+        };
+        match consumers.consume(source).await {
+            Ok(Ended::Idle) if delete_if_empty(consumers, &queue).await => {}
+            // Tasks arrived meanwhile: keep consuming.
+            Ok(Ended::Idle) => continue,
+            Ok(Ended::Gone) => {}
+            Ok(Ended::Cancelled) => return,
+            Err(error) => {
+                tracing::warn!(subscription_id = %id, %error, "slow lane consumer failed");
+                return;
+            }
+        }
+        tracing::info!(subscription_id = %id, "slow lane removed");
+        book.forget(lane);
+        consumers.handler.lanes.deleted(id);
+        return;
+    }
+}
+
+/// Deletes `queue` if it holds nothing. A refusal closes the channel it was
+/// asked on, so that is a channel of its own.
+async fn delete_if_empty(consumers: &Consumers, queue: &str) -> bool {
+    let Ok(channel) = consumers.connection.create_channel().await else {
+        return false;
+    };
+    let options = QueueDeleteOptions {
+        if_empty: true,
+        ..QueueDeleteOptions::default()
+    };
+    let deleted = channel.queue_delete(queue, options).await.is_ok();
+    if deleted {
+        let _ = channel.close(200, "lane deleted").await;
+    }
+    deleted
+}
