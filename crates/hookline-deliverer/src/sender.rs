@@ -88,7 +88,10 @@ impl Sender {
             }))
             .connect_timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            // Many subscriptions often share one host (a SaaS's webhook
+            // intake): keep a connection for every slot, or sends above the
+            // idle limit would reconnect each time.
+            .pool_max_idle_per_host(settings.concurrency.max(1))
             .tcp_nodelay(true)
             .user_agent(USER_AGENT)
             .build()
