@@ -5,18 +5,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use hookline_config::QueueType;
 use hookline_tests::{eventually, Receiver, Reply, TestEnv};
 use serde_json::json;
 
-/// The sum of every series of `name` in a `/metrics` text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// The sum of every series of `name` in `base`'s `/metrics`.
+async fn metric(env: &TestEnv, base: &str, name: &str) -> f64 {
+    crate::observability::value(&crate::observability::scrape(env, base).await, name, &[])
 }
 
 fn ids(requests: &[hookline_tests::Captured]) -> Vec<String> {
@@ -28,9 +23,19 @@ fn ids(requests: &[hookline_tests::Captured]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_slow_endpoint_waits_in_its_own_lane_while_the_fast_one_gets_everything_at_once() {
+    slow_endpoint_in_its_lane(QueueType::Classic).await;
+}
+
+#[tokio::test]
+async fn a_slow_lane_works_the_same_on_quorum_queues() {
+    slow_endpoint_in_its_lane(QueueType::Quorum).await;
+}
+
+async fn slow_endpoint_in_its_lane(queue_type: QueueType) {
     const FIRST: usize = 30;
     const SECOND: usize = 10;
     let env = TestEnv::start_with(|o| {
+        o.settings.amqp.queue_type = queue_type;
         o.settings.delivery.max_inflight_per_subscription = 2;
         o.settings.delivery.concurrency = 16;
     })
@@ -74,8 +79,8 @@ async fn a_slow_endpoint_waits_in_its_own_lane_while_the_fast_one_gets_everythin
         Duration::from_secs(10),
         "tasks moved into the lane",
         || async {
-            let deliverer = env.metrics(&env.deliverer).await;
-            (metric(&deliverer, "hookline_deliveries_deferred_total") >= 1.0).then_some(())
+            let deferred = metric(&env, &env.deliverer, "hookline_deliveries_deferred_total").await;
+            (deferred >= 1.0).then_some(())
         },
     )
     .await;
@@ -94,8 +99,8 @@ async fn a_slow_endpoint_waits_in_its_own_lane_while_the_fast_one_gets_everythin
         Duration::from_secs(10),
         "tasks routed into the lane",
         || async {
-            let fanout = env.metrics(&env.fanout).await;
-            (metric(&fanout, "hookline_fanout_lane_tasks_total") >= SECOND as f64).then_some(())
+            let routed = metric(&env, &env.fanout, "hookline_fanout_lane_tasks_total").await;
+            (routed >= SECOND as f64).then_some(())
         },
     )
     .await;
@@ -120,9 +125,6 @@ async fn a_slow_endpoint_waits_in_its_own_lane_while_the_fast_one_gets_everythin
     let fast_ids = ids(&receiver.requests("/fast"));
     assert_eq!(fast_ids.len(), FIRST + SECOND, "fast: {fast_ids:?}");
     // Every attempt was a first attempt: moving into the lane is not a retry.
-    let attempts = metric(
-        &env.metrics(&env.deliverer).await,
-        "hookline_retries_scheduled_total",
-    );
+    let attempts = metric(&env, &env.deliverer, "hookline_retries_scheduled_total").await;
     assert_eq!(attempts, 0.0);
 }

@@ -98,13 +98,13 @@ const LABEL_VALUES: &[(&str, &[&str])] = &[
     ("status_class", &["2xx", "4xx", "5xx", "timeout", "connect"]),
 ];
 
-async fn scrape(env: &TestEnv, base: &str) -> Scrape {
+pub(crate) async fn scrape(env: &TestEnv, base: &str) -> Scrape {
     let text = env.metrics(base).await;
     Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).expect("Prometheus text format")
 }
 
 /// Sum of the samples named `metric` whose labels include `labels`.
-fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()

@@ -159,11 +159,14 @@ pub async fn declare_lane(
 ) -> Result<String, AmqpError> {
     let name = lane_queue(subscription_id);
     let mut args = wait_queue_args(queue_type, LANE_TTL);
-    if queue_type == QueueType::Quorum {
-        args.insert(
+    match queue_type {
+        QueueType::Quorum => args.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(DELIVERY_LIMIT),
-        );
+        ),
+        // A lane holds a backlog by design; the second classic queue
+        // implementation stores one with less broker work.
+        QueueType::Classic => args.insert("x-queue-version".into(), AMQPValue::LongLongInt(2)),
     }
     queue(channel, &name, args).await?;
     bind(channel, &name, LANES_EXCHANGE, subscription_id).await?;

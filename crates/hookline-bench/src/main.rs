@@ -52,7 +52,8 @@ struct Args {
     /// Seconds of each open-loop latency run.
     #[arg(long, default_value_t = 20)]
     latency_secs: u64,
-    /// Seconds of each fairness run (without, then with the slow endpoint).
+    /// Seconds of the fairness run with the slow endpoint; the runs without
+    /// it, before and after, take half as long each.
     #[arg(long, default_value_t = 20)]
     fairness_secs: u64,
     /// How long the slow endpoint takes to answer, in seconds.
@@ -79,6 +80,13 @@ struct Args {
     /// Where the report and the services' logs go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Tokio worker threads of each service (`TOKIO_WORKER_THREADS`; 0 is
+    /// tokio's default of one per core). One, as when each service has a
+    /// core of its own: on this machine the three services share two cores
+    /// with the broker, and fewer threads means fewer cross-thread wake-ups
+    /// in the latency tail.
+    #[arg(long, default_value_t = 1)]
+    service_threads: usize,
     /// `RUST_LOG` of the services (the deliverer logs every attempt at info).
     #[arg(long, default_value = "warn")]
     service_log: String,
@@ -125,6 +133,19 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
+/// The raw runs consume the way the services do by default.
+fn raw_config(args: &Args) -> RawConfig {
+    let defaults = Settings::default();
+    RawConfig {
+        duration: secs(args.raw_secs),
+        window: args.raw_window,
+        confirm_window: defaults.amqp.confirm_window,
+        hop_prefetch: defaults.fanout.prefetch,
+        last_prefetch: u16::try_from(defaults.delivery.concurrency).unwrap_or(u16::MAX),
+        message_bytes: load::EVENT_BYTES,
+    }
+}
+
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -132,20 +153,12 @@ fn secs(n: u64) -> Duration {
 async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::Result<()> {
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let load_at_start = loadavg();
-    let defaults = Settings::default();
     std::fs::create_dir_all(&args.out)?;
     let mut notes = Vec::new();
 
     // 1. The raw ceiling, in a vhost of its own.
     let raw_url = cleanup.vhost(http, &services::unique_name()).await?;
-    let raw_config = RawConfig {
-        duration: secs(args.raw_secs),
-        window: args.raw_window,
-        confirm_window: defaults.amqp.confirm_window,
-        hop_prefetch: defaults.fanout.prefetch,
-        last_prefetch: u16::try_from(defaults.delivery.concurrency).unwrap_or(u16::MAX),
-        message_bytes: load::EVENT_BYTES,
-    };
+    let raw_config = raw_config(args);
     let ticks = procstat::clock_ticks();
     let broker = services::broker_pid(http).await;
     let broker_cpu = || {
@@ -183,6 +196,7 @@ async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::
         database_url: &database_url,
         log_dir: &args.out,
         rust_log: &args.service_log,
+        worker_threads: args.service_threads,
     };
     let mut running = Vec::new();
     // The api first: it migrates the database fanout reads.
@@ -230,6 +244,10 @@ async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::
             args.raw_window.to_string(),
         ),
         ("service RUST_LOG", args.service_log.clone()),
+        (
+            "service TOKIO_WORKER_THREADS",
+            args.service_threads.to_string(),
+        ),
         ("amqp.queue_type", "classic".into()),
         ("load average at start", load_at_start),
         ("load average at end", loadavg()),
@@ -395,7 +413,7 @@ async fn drive(
             "bench: open loop at {percent} % = {rate:.0} events/s ({} s)…",
             args.latency_secs
         );
-        let (run, behind) = pipeline
+        let (mut run, behind) = pipeline
             .open(
                 &format!("open loop {percent} % ({rate:.0}/s)"),
                 &events("bench-f1", "bench.f1", &format!("lat{percent}-")),
@@ -403,6 +421,9 @@ async fn drive(
                 secs(args.latency_secs),
             )
             .await?;
+        eprintln!("bench: the broker alone at {rate:.0} msg/s, open loop…");
+        run.broker_latency =
+            Some(raw::latency(amqp_url, &raw_config(args), rate, secs(args.latency_secs)).await?);
         if behind > Duration::from_millis(5) {
             notes.push(format!(
                 "open loop {percent} %: the generator started a publish up to {:.1} ms late (counted in the latency)",
@@ -413,8 +434,10 @@ async fn drive(
     }
 
     eprintln!(
-        "bench: fairness, {} s without and {} s with a {} s endpoint…",
-        args.fairness_secs, args.fairness_secs, args.slow_secs
+        "bench: fairness, {} s with a {} s endpoint between two {} s runs without…",
+        args.fairness_secs,
+        args.slow_secs,
+        args.fairness_secs / 2
     );
     let (fair_runs, fairness) = pipeline.fairness(secs(args.fairness_secs)).await?;
     runs.extend(fair_runs);

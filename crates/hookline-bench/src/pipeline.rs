@@ -184,6 +184,7 @@ impl Pipeline<'_> {
             &cpu_after,
         );
         run.slowest_5s_per_s = slowest_window(&stats.per_second, duration, 5);
+        run.per_second = stats.per_second.clone();
         run.history = history;
         run.deferred = (self.deferred().await - deferred_before) as u64;
         Ok((run, stats))
@@ -243,21 +244,29 @@ impl Pipeline<'_> {
         run.events_per_s = run.events as f64 / run.seconds;
         run.deliveries_per_s = run.deliveries as f64 / run.seconds;
         run.slowest_5s_per_s = slowest_window(&stats.per_second, duration, 5);
+        run.per_second = stats.per_second.clone();
         run.deferred = (self.deferred().await - deferred_before) as u64;
         Ok((run, sent.max_behind))
     }
 
-    /// The same healthy endpoints without, then with, a slow one beside them.
+    /// The same healthy endpoints with a slow one beside them, bracketed by
+    /// two runs without it (half as long each): on a machine whose speed
+    /// drifts, the baseline is taken on both sides of the run it judges.
     pub async fn fairness(&self, duration: Duration) -> anyhow::Result<(Vec<Run>, Fairness)> {
-        let (baseline, _) = self
-            .closed(
-                &format!("fairness: {FAIR_HEALTHY} healthy"),
-                &events("bench-fair", "bench.fair.base", "fairbase-"),
-                FAIR_HEALTHY,
-                duration,
-                false,
-            )
-            .await?;
+        let baseline = |prefix: &'static str, when: &'static str| {
+            let name = format!("fairness: {FAIR_HEALTHY} healthy ({when})");
+            async move {
+                self.closed(
+                    &name,
+                    &events("bench-fair", "bench.fair.base", prefix),
+                    FAIR_HEALTHY,
+                    duration / 2,
+                    false,
+                )
+                .await
+            }
+        };
+        let (before, _) = baseline("fairbase1-", "before").await?;
         let (mixed, stats) = self
             .closed(
                 &format!("fairness: {FAIR_HEALTHY} healthy + 1 slow"),
@@ -267,19 +276,26 @@ impl Pipeline<'_> {
                 false,
             )
             .await?;
-        let ratio = if baseline.deliveries_per_s > 0.0 {
-            mixed.deliveries_per_s / baseline.deliveries_per_s
+        let (after, _) = baseline("fairbase2-", "after").await?;
+        let seconds = before.seconds + after.seconds;
+        let baseline_per_s = if seconds > 0.0 {
+            (before.deliveries + after.deliveries) as f64 / seconds
+        } else {
+            0.0
+        };
+        let ratio = if baseline_per_s > 0.0 {
+            mixed.deliveries_per_s / baseline_per_s
         } else {
             0.0
         };
         let fairness = Fairness {
-            baseline_per_s: baseline.deliveries_per_s,
+            baseline_per_s,
             with_slow_per_s: mixed.deliveries_per_s,
             ratio,
             slow_completed: stats.slow,
             deferred: mixed.deferred,
         };
-        Ok((vec![baseline, mixed], fairness))
+        Ok((vec![before, mixed, after], fairness))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -316,8 +332,10 @@ impl Pipeline<'_> {
             events_per_s: stats.events_complete as f64 / seconds,
             deliveries_per_s: stats.deliveries as f64 / seconds,
             slowest_5s_per_s: None,
+            per_second: Vec::new(),
             ratio: None,
             latency: Latency::of(&stats.latencies_ns),
+            broker_latency: None,
             duplicates: stats.duplicates,
             deferred: 0,
             complete,

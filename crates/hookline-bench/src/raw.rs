@@ -271,3 +271,79 @@ async fn spawn_hop(
     });
     Ok(())
 }
+
+/// The broker alone at a fixed rate: the R2 hop pattern open loop, each
+/// message timed from its scheduled send to the last consumer, exactly as
+/// the pipeline's open-loop runs time events to the sink. It is the floor
+/// under the pipeline's latency on this machine.
+pub async fn latency(
+    amqp_url: &str,
+    config: &RawConfig,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<crate::report::Latency> {
+    let (first, second) = ("bench.l2.a", "bench.l2.b");
+    let producer = hookline_amqp::connect(amqp_url, "hookline-bench-raw-producer").await?;
+    let publisher = ConfirmedPublisher::open(&producer, config.confirm_window, None).await?;
+    declare(publisher.channel(), first).await?;
+    declare(publisher.channel(), second).await?;
+    let hop = hookline_amqp::connect(amqp_url, "hookline-bench-raw-hop").await?;
+    spawn_hop(&hop, first, second, config).await?;
+
+    let epoch = Instant::now();
+    let total = (rate * duration.as_secs_f64()).ceil() as u64;
+    let arrived = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total as usize)));
+    let last = hookline_amqp::connect(amqp_url, "hookline-bench-raw-last").await?;
+    let channel = last.create_channel().await?;
+    channel
+        .basic_qos(config.last_prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            second,
+            "bench-latency",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let record = arrived.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let at = epoch.elapsed().as_nanos() as u64;
+            let scheduled = delivery
+                .data
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(at, u64::from_be_bytes);
+            if let Ok(mut arrived) = record.lock() {
+                arrived.push(at.saturating_sub(scheduled));
+            }
+            let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+        }
+    });
+
+    let (confirms, confirmer) = confirm_in_order();
+    let mut payload = vec![b'x'; config.message_bytes.max(8)];
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    for i in 0..total {
+        let scheduled = interval * i as u32;
+        tokio::time::sleep_until(epoch + scheduled).await;
+        payload[..8].copy_from_slice(&(scheduled.as_nanos() as u64).to_be_bytes());
+        let pending = publisher
+            .publish("", first, &payload, BasicProperties::default())
+            .await?;
+        confirms.send(pending).await?;
+    }
+    drop(confirms);
+    let _ = confirmer.await;
+    let settle = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle && arrived.lock().map_or(0, |a| a.len() as u64) < total {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for connection in [&producer, &hop, &last] {
+        let _ = connection.close(200, "latency done").await;
+    }
+    let mut sorted = arrived.lock().map(|a| a.clone()).unwrap_or_default();
+    sorted.sort_unstable();
+    Ok(crate::report::Latency::of(&sorted))
+}

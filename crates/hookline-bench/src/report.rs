@@ -100,10 +100,16 @@ pub struct Run {
     pub deliveries_per_s: f64,
     /// Slowest 5-second window while load was on, deliveries per second.
     pub slowest_5s_per_s: Option<f64>,
+    /// Deliveries in each second of the run (JSON only): where a dip was.
+    pub per_second: Vec<u64>,
     /// Deliveries per second as a share of a raw ceiling.
     pub ratio: Option<Ratio>,
     /// Scheduled send → arrival, per delivery.
     pub latency: Latency,
+    /// Open loop: the broker alone (R2 hop pattern, no Hookline code, no
+    /// HTTP) at the same rate, timed the same way: the floor under
+    /// `latency` on this machine.
+    pub broker_latency: Option<Latency>,
     /// Deliveries received twice.
     pub duplicates: u64,
     /// Tasks the deliverer pushed onto the first retry rung because their
@@ -141,7 +147,8 @@ pub struct History {
 /// Healthy throughput without and with one slow endpoint.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Fairness {
-    /// Healthy deliveries per second, no slow endpoint.
+    /// Healthy deliveries per second, no slow endpoint (the runs before
+    /// and after together).
     pub baseline_per_s: f64,
     /// Healthy deliveries per second, one endpoint answering slowly.
     pub with_slow_per_s: f64,
@@ -259,6 +266,13 @@ impl Report {
                 run.deferred,
                 if run.complete { "yes" } else { "**no**" },
             );
+            if let Some(floor) = &run.broker_latency {
+                let _ = writeln!(
+                    out,
+                    "| ↳ broker alone, same rate (R2 hops) | | | | | | | | {:.1} | {:.1} | {:.1} | {:.1} | | |",
+                    floor.p50_ms, floor.p90_ms, floor.p99_ms, floor.max_ms,
+                );
+            }
         }
         let names: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
         let _ = writeln!(out, "\n## CPU seconds per 1,000 deliveries\n");

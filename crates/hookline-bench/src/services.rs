@@ -160,6 +160,9 @@ pub struct Launch<'a> {
     pub log_dir: &'a Path,
     /// `RUST_LOG` of the services.
     pub rust_log: &'a str,
+    /// `TOKIO_WORKER_THREADS` of each service (0: tokio's default, one per
+    /// core).
+    pub worker_threads: usize,
 }
 
 impl Service {
@@ -173,7 +176,11 @@ impl Service {
         let log_path = launch.log_dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let child = Command::new(launch.binary)
+        let mut command = Command::new(launch.binary);
+        if launch.worker_threads > 0 {
+            command.env("TOKIO_WORKER_THREADS", launch.worker_threads.to_string());
+        }
+        let child = command
             .arg(name)
             .env(listen_key, format!("127.0.0.1:{port}"))
             .env("HOOKLINE__AMQP__URL", launch.amqp_url)

@@ -8,10 +8,10 @@
 //! that finds the line full, or waits longer, is deferred: moved into the
 //! subscription's slow lane without counting an attempt.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -21,6 +21,48 @@ struct Lane {
     sends: Arc<Semaphore>,
     waiting: AtomicUsize,
     slow: AtomicBool,
+    /// When each send in flight started, oldest first: a send still running
+    /// after `SLOW_ANSWER` marks the endpoint slow before any answer does.
+    started: Mutex<VecDeque<(u64, Instant)>>,
+    next_ticket: AtomicU64,
+}
+
+impl Lane {
+    fn new(cap: usize) -> Self {
+        Self {
+            sends: Arc::new(Semaphore::new(cap)),
+            waiting: AtomicUsize::new(0),
+            slow: AtomicBool::new(false),
+            started: Mutex::new(VecDeque::with_capacity(cap)),
+            next_ticket: AtomicU64::new(0),
+        }
+    }
+
+    fn started(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Instant)>> {
+        match self.started.lock() {
+            Ok(started) => started,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn ticket(self: Arc<Self>, permit: OwnedSemaphorePermit) -> Ticket {
+        let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        self.started().push_back((id, Instant::now()));
+        Ticket {
+            _permit: permit,
+            lane: self,
+            id,
+        }
+    }
+
+    /// Whether the last answer was slow or a send is taking long now.
+    fn is_slow(&self) -> bool {
+        self.slow.load(Ordering::Relaxed)
+            || self
+                .started()
+                .front()
+                .is_some_and(|(_, at)| at.elapsed() > SLOW_ANSWER)
+    }
 }
 
 /// An answer slower than this marks the endpoint slow.
@@ -31,6 +73,16 @@ const SLOW_ANSWER: Duration = Duration::from_millis(500);
 pub struct Ticket {
     _permit: OwnedSemaphorePermit,
     lane: Arc<Lane>,
+    id: u64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut started = self.lane.started();
+        if let Some(at) = started.iter().position(|(id, _)| *id == self.id) {
+            started.remove(at);
+        }
+    }
 }
 
 impl Ticket {
@@ -85,13 +137,7 @@ impl Fairness {
         }
         lanes
             .entry(subscription_id.to_string())
-            .or_insert_with(|| {
-                Arc::new(Lane {
-                    sends: Arc::new(Semaphore::new(self.cap)),
-                    waiting: AtomicUsize::new(0),
-                    slow: AtomicBool::new(false),
-                })
-            })
+            .or_insert_with(|| Arc::new(Lane::new(self.cap)))
             .clone()
     }
 
@@ -103,7 +149,7 @@ impl Fairness {
         };
         lanes
             .get(subscription_id)
-            .is_some_and(|lane| lane.slow.load(Ordering::Relaxed))
+            .is_some_and(|lane| lane.is_slow())
     }
 
     /// Waits for a send slot however long it takes: for tasks from the
@@ -114,10 +160,7 @@ impl Fairness {
         let permit = lane.sends.clone().acquire_owned().await;
         lane.waiting.fetch_sub(1, Ordering::AcqRel);
         match permit {
-            Ok(permit) => Admission::Admitted(Ticket {
-                _permit: permit,
-                lane,
-            }),
+            Ok(permit) => Admission::Admitted(lane.ticket(permit)),
             Err(_) => Admission::Defer,
         }
     }
@@ -126,19 +169,12 @@ impl Fairness {
     pub async fn admit(&self, subscription_id: &str) -> Admission {
         let lane = self.lane(subscription_id);
         if let Ok(permit) = lane.sends.clone().try_acquire_owned() {
-            return Admission::Admitted(Ticket {
-                _permit: permit,
-                lane,
-            });
+            return Admission::Admitted(lane.ticket(permit));
         }
         // A fast endpoint's line is bounded by the wait alone: its burst
         // clears in milliseconds, and moving it into a lane would only cost
         // the broker work.
-        let line = if lane.slow.load(Ordering::Relaxed) {
-            self.cap
-        } else {
-            usize::MAX
-        };
+        let line = if lane.is_slow() { self.cap } else { usize::MAX };
         if lane.waiting.fetch_add(1, Ordering::AcqRel) >= line && self.max_wait.is_some() {
             lane.waiting.fetch_sub(1, Ordering::AcqRel);
             return Admission::Defer;
@@ -153,10 +189,7 @@ impl Fairness {
         };
         lane.waiting.fetch_sub(1, Ordering::AcqRel);
         match permit {
-            Some(permit) => Admission::Admitted(Ticket {
-                _permit: permit,
-                lane,
-            }),
+            Some(permit) => Admission::Admitted(lane.ticket(permit)),
             None => Admission::Defer,
         }
     }
@@ -198,6 +231,31 @@ mod tests {
             fairness.admit("fast").await,
             Admission::Admitted(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_send_running_long_marks_the_endpoint_slow_before_it_answers() {
+        let fairness = Fairness::new(1, Some(Duration::from_secs(5)));
+        let Admission::Admitted(_held) = fairness.admit("slow").await else {
+            panic!("admitted")
+        };
+        assert!(!fairness.is_slow("slow"));
+        tokio::time::sleep(SLOW_ANSWER + Duration::from_millis(50)).await;
+        assert!(fairness.is_slow("slow"), "the running send is already slow");
+        let waiter = {
+            let fairness = Arc::new(fairness);
+            let inner = fairness.clone();
+            let waiter = tokio::spawn(async move { inner.admit("slow").await });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let started = std::time::Instant::now();
+            assert!(matches!(fairness.admit("slow").await, Admission::Defer));
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "line of one is full"
+            );
+            waiter
+        };
+        waiter.abort();
     }
 
     #[tokio::test]

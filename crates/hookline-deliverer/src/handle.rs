@@ -110,11 +110,11 @@ impl Handler {
         };
         // Worker slots are taken only once the subscription admits the
         // send: a task waiting on a busy endpoint holds none.
-        let _own = match &slots.own {
+        let own = match &slots.own {
             Some(own) => own.clone().acquire_owned().await.ok(),
             None => None,
         };
-        let _slot = slots.all.clone().acquire_owned().await.ok();
+        let slot = slots.all.clone().acquire_owned().await.ok();
         if self.shutdown.is_cancelled() {
             return Disposition::Requeue;
         }
@@ -122,6 +122,9 @@ impl Handler {
         let result = self.sender.send(&task).await;
         self.metrics.inflight.dec();
         ticket.finished(result.duration);
+        // The endpoint and the worker slot are free again: waiting for the
+        // broker's confirms below must not hold back the next send.
+        drop((ticket, slot, own));
         match self.after_send(&task, &result).await {
             Ok(()) => Disposition::Ack,
             Err(error) => {

@@ -10,12 +10,6 @@ use clap::{Parser, Subcommand};
 use hookline_config::Settings;
 use hookline_runtime::{ops, shutdown, Shutdown};
 
-/// Every delivery allocates a few short-lived buffers (frames, headers,
-/// bodies); mimalloc serves them with less CPU than the system allocator,
-/// which matters on a machine the broker shares.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "hookline", version, about = "Webhook delivery pipeline")]
 struct Cli {
