@@ -49,8 +49,9 @@ struct Args {
     /// Seconds of the fan-out-10 run.
     #[arg(long, default_value_t = 20)]
     fanout10_secs: u64,
-    /// Seconds of each open-loop latency run.
-    #[arg(long, default_value_t = 20)]
+    /// Seconds of each open-loop latency run (and of the broker alone at
+    /// the same rate).
+    #[arg(long, default_value_t = 15)]
     latency_secs: u64,
     /// Seconds of the fairness run with the slow endpoint; the runs without
     /// it, before and after, take half as long each.

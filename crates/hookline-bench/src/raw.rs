@@ -225,6 +225,29 @@ async fn spawn_last(
     Ok(())
 }
 
+/// A consumer of `queue` on a channel of its own with `prefetch`; keep the
+/// channel as long as the consumer.
+async fn consume(
+    connection: &Connection,
+    queue: &str,
+    tag: &str,
+    prefetch: u16,
+) -> anyhow::Result<(Channel, lapin::Consumer)> {
+    let channel = connection.create_channel().await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue,
+            tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((channel, consumer))
+}
+
 /// The fanout-like middle hop: republish with confirm, ack after it.
 async fn spawn_hop(
     connection: &Connection,
@@ -233,18 +256,8 @@ async fn spawn_hop(
     config: &RawConfig,
 ) -> anyhow::Result<()> {
     let publisher = ConfirmedPublisher::open(connection, config.confirm_window, None).await?;
-    let channel = connection.create_channel().await?;
-    channel
-        .basic_qos(config.hop_prefetch, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            from,
-            "bench-hop",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (channel, mut consumer) =
+        consume(connection, from, "bench-hop", config.hop_prefetch).await?;
     let (tx, mut rx) = mpsc::channel::<(Acker, PendingConfirm)>(usize::from(config.hop_prefetch));
     tokio::spawn(async move {
         while let Some((acker, pending)) = rx.recv().await {
@@ -294,18 +307,8 @@ pub async fn latency(
     let total = (rate * duration.as_secs_f64()).ceil() as u64;
     let arrived = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total as usize)));
     let last = hookline_amqp::connect(amqp_url, "hookline-bench-raw-last").await?;
-    let channel = last.create_channel().await?;
-    channel
-        .basic_qos(config.last_prefetch, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            second,
-            "bench-latency",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (_channel, mut consumer) =
+        consume(&last, second, "bench-latency", config.last_prefetch).await?;
     let record = arrived.clone();
     tokio::spawn(async move {
         while let Some(Ok(delivery)) = consumer.next().await {

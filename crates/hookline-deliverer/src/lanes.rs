@@ -23,7 +23,7 @@ use hookline_amqp::{declare_lane, AmqpError, ConfirmedPublisher};
 use hookline_config::QueueType;
 use hookline_proto::{DeliveryTask, Message, SubscriptionChanged, CHANGE_SLOW, SCHEMA_VERSION};
 use lapin::options::QueueDeleteOptions;
-use lapin::BasicProperties;
+use lapin::{BasicProperties, Connection};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -78,6 +78,7 @@ impl LaneBook {
 /// One session's side of the lanes: moves tasks into lanes, asks for lanes
 /// to be consumed, and sends the "slow" notes.
 pub struct Diverter {
+    connection: Arc<Connection>,
     publisher: ConfirmedPublisher,
     queue_type: QueueType,
     declared: Mutex<HashSet<String>>,
@@ -90,13 +91,16 @@ fn protobuf() -> BasicProperties {
 }
 
 impl Diverter {
-    /// Diverts on `publisher`'s channel; lanes to consume go to `open`.
+    /// Diverts on `publisher`'s channel (lanes are declared on channels of
+    /// their own); lanes to consume go to `open`.
     pub fn new(
+        connection: Arc<Connection>,
         publisher: ConfirmedPublisher,
         queue_type: QueueType,
         open: mpsc::UnboundedSender<LaneId>,
     ) -> Self {
         Self {
+            connection,
             publisher,
             queue_type,
             declared: Mutex::default(),
@@ -106,7 +110,7 @@ impl Diverter {
     }
 
     async fn declare(&self, subscription_id: &str) -> Result<String, AmqpError> {
-        let name = declare_lane(self.publisher.channel(), self.queue_type, subscription_id).await?;
+        let name = declare_apart(&self.connection, self.queue_type, subscription_id).await?;
         if let Ok(mut declared) = self.declared.lock() {
             declared.insert(subscription_id.to_string());
         }
@@ -266,12 +270,7 @@ async fn consume_lane(
 ) {
     let id = &lane.subscription_id;
     loop {
-        let declared = async {
-            let channel = consumers.connection.create_channel().await?;
-            let name = declare_lane(&channel, settings.queue_type, id).await?;
-            let _ = channel.close(200, "declared").await;
-            Ok::<_, AmqpError>(name)
-        };
+        let declared = declare_apart(&consumers.connection, settings.queue_type, id);
         let queue = match declared.await {
             Ok(queue) => queue,
             Err(error) => {
@@ -304,6 +303,19 @@ async fn consume_lane(
         consumers.handler.lanes.deleted(id);
         return;
     }
+}
+
+/// Declares a lane on a channel of its own: a refused declaration closes
+/// only that channel, never the one every outcome is published on.
+async fn declare_apart(
+    connection: &Connection,
+    queue_type: QueueType,
+    subscription_id: &str,
+) -> Result<String, AmqpError> {
+    let channel = connection.create_channel().await?;
+    let name = declare_lane(&channel, queue_type, subscription_id).await?;
+    let _ = channel.close(200, "lane declared").await;
+    Ok(name)
 }
 
 /// Deletes `queue` if it holds nothing. A refusal closes the channel it was

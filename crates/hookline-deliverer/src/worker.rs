@@ -74,6 +74,7 @@ pub async fn session(
             Some(FAIR_WAIT),
         ),
         lanes: crate::lanes::Diverter::new(
+            connection.clone(),
             publisher.clone(),
             config.topology.queue_type,
             open_lane.clone(),
@@ -269,6 +270,18 @@ impl Consumers {
                 Some(Err(e)) => break Err(AmqpError::from(e)),
                 None => break Ok(Ended::Gone),
             };
+            // Every outcome is published on one channel: without it each
+            // task would only be requeued, so start the session over.
+            if !self.handler.publisher.is_usable() {
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                };
+                let _ = channel.basic_nack(delivery.delivery_tag, requeue).await;
+                break Err(AmqpError::Unavailable(
+                    "the publishing channel closed".into(),
+                ));
+            }
             let handler = self.handler.clone();
             let settle = settle.clone();
             let slots = Slots {
