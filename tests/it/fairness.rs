@@ -74,7 +74,7 @@ async fn slow_endpoint_in_its_lane(queue_type: QueueType) {
         "the slow endpoint cannot have served {slow_so_far} of {FIRST} yet"
     );
     // Tasks that waited their turn too long moved into the lane (after the
-    // line's 1 s wait), without counting an attempt.
+    // line's short wait), without counting an attempt.
     eventually(
         Duration::from_secs(10),
         "tasks moved into the lane",

@@ -158,8 +158,9 @@ enum Settle {
 }
 
 /// How long a task may wait for its subscription's send slot before it is
-/// deferred: a fast endpoint's burst clears well within it.
-const FAIR_WAIT: Duration = Duration::from_secs(1);
+/// moved into its slow lane: a fast endpoint's burst clears well within
+/// it, and a slow one's tasks do not hold the prefetch for long.
+const FAIR_WAIT: Duration = Duration::from_millis(250);
 
 /// Acks at most this long after a send finished.
 const ACK_DELAY: Duration = Duration::from_millis(5);
