@@ -15,7 +15,7 @@ pub use ack::{AckFrame, AckLedger};
 pub use connect::{connect, header_str, supervise, SessionContext};
 pub use control::subscribe_control;
 pub use error::AmqpError;
-pub use publisher::{ConfirmedPublisher, PendingConfirm};
+pub use publisher::{protobuf_properties, ConfirmedPublisher, PendingConfirm};
 pub use shared::{SharedPublisher, SharedPublisherConfig};
 pub use topology::{declare, declare_lane, Topology, LANE_TTL};
 

@@ -156,3 +156,8 @@ impl PendingConfirm {
         }
     }
 }
+
+/// Properties of every Protocol Buffers message Hookline publishes.
+pub fn protobuf_properties() -> BasicProperties {
+    BasicProperties::default().with_content_type("application/x-protobuf".into())
+}

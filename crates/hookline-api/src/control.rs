@@ -8,7 +8,6 @@ use hookline_amqp::{AmqpError, SharedPublisher};
 use hookline_proto::{Message as _, SubscriptionChanged, SCHEMA_VERSION};
 use lapin::options::BasicPublishOptions;
 use lapin::publisher_confirm::Confirmation;
-use lapin::BasicProperties;
 
 /// What happened to a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +65,7 @@ impl Notifier {
     /// topology bug worth a returned message and a warning each time.
     async fn publish(&self, payload: &[u8]) -> Result<(), AmqpError> {
         let publisher = self.publisher.publisher().await?;
-        let properties = BasicProperties::default()
-            .with_content_type("application/x-protobuf".into())
-            .with_delivery_mode(2);
+        let properties = hookline_amqp::protobuf_properties().with_delivery_mode(2);
         let send = async {
             let confirm = publisher
                 .channel()

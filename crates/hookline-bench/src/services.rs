@@ -106,9 +106,7 @@ impl Cleanup {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Made> {
-        self.made
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sink::lock(&self.made)
     }
 }
 

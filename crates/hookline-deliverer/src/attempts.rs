@@ -5,7 +5,6 @@
 use hookline_amqp::names::ATTEMPTS_QUEUE;
 use hookline_amqp::{AmqpError, ConfirmedPublisher};
 use hookline_proto::{AttemptBatch, AttemptRecord, Message, SCHEMA_VERSION};
-use lapin::BasicProperties;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -63,7 +62,7 @@ pub fn spawn(publisher: ConfirmedPublisher) -> (RecordSink, JoinHandle<()>) {
                     "",
                     ATTEMPTS_QUEUE,
                     &batch.encode_to_vec(),
-                    BasicProperties::default().with_content_type("application/x-protobuf".into()),
+                    hookline_amqp::protobuf_properties(),
                 )
                 .await
                 .map_err(|e| e.to_string());

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hookline_model::sync::lock;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Per-subscription state.
@@ -38,16 +39,9 @@ impl Lane {
         }
     }
 
-    fn started(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, Instant)>> {
-        match self.started.lock() {
-            Ok(started) => started,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
     fn ticket(self: Arc<Self>, permit: OwnedSemaphorePermit) -> Ticket {
         let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
-        self.started().push_back((id, Instant::now()));
+        lock(&self.started).push_back((id, Instant::now()));
         Ticket {
             _permit: permit,
             lane: self,
@@ -58,8 +52,7 @@ impl Lane {
     /// Whether the last answer was slow or a send is taking long now.
     fn is_slow(&self) -> bool {
         self.slow.load(Ordering::Relaxed)
-            || self
-                .started()
+            || lock(&self.started)
                 .front()
                 .is_some_and(|(_, at)| at.elapsed() > SLOW_ANSWER)
     }
@@ -78,7 +71,7 @@ pub struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut started = self.lane.started();
+        let mut started = lock(&self.lane.started);
         if let Some(at) = started.iter().position(|(id, _)| *id == self.id) {
             started.remove(at);
         }
@@ -125,10 +118,7 @@ impl Fairness {
     }
 
     fn lane(&self, subscription_id: &str) -> Arc<Lane> {
-        let mut lanes = match self.lanes.lock() {
-            Ok(lanes) => lanes,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut lanes = lock(&self.lanes);
         if lanes.len() > SWEEP_ABOVE {
             let cap = self.cap;
             lanes.retain(|_, lane| {
@@ -143,10 +133,7 @@ impl Fairness {
 
     /// Whether this subscription's last answer was slow.
     pub fn is_slow(&self, subscription_id: &str) -> bool {
-        let lanes = match self.lanes.lock() {
-            Ok(lanes) => lanes,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let lanes = lock(&self.lanes);
         lanes
             .get(subscription_id)
             .is_some_and(|lane| lane.is_slow())

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use hookline_amqp::names::{wait_queue, DEAD_QUEUE, ERROR_HEADER, OUTCOMES_EXCHANGE};
-use hookline_amqp::{AmqpError, ConfirmedPublisher};
+use hookline_amqp::{protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::format_duration;
 use hookline_model::retry::{Classification, RetryPolicy, Step};
 use hookline_proto::{AttemptStatus, DeadLetter, DeliveryTask, Message, SCHEMA_VERSION};
@@ -68,10 +68,6 @@ fn error_headers(reason: &str) -> FieldTable {
         AMQPValue::LongString(reason.to_string().into()),
     );
     headers
-}
-
-fn protobuf() -> BasicProperties {
-    BasicProperties::default().with_content_type("application/x-protobuf".into())
 }
 
 impl Handler {
@@ -155,7 +151,7 @@ impl Handler {
     /// Parks a message that cannot be decoded, never looping on it.
     async fn park_raw(&self, payload: &[u8], reason: &str) -> Disposition {
         tracing::error!(reason, "parking an undecodable delivery task");
-        let properties = protobuf().with_headers(error_headers(reason));
+        let properties = protobuf_properties().with_headers(error_headers(reason));
         match self
             .publisher
             .publish_confirmed("", DEAD_QUEUE, payload, properties)
@@ -192,7 +188,7 @@ impl Handler {
                             "",
                             &wait_queue(delay),
                             &next.encode_to_vec(),
-                            protobuf(),
+                            protobuf_properties(),
                         )
                         .await?;
                     self.metrics
@@ -211,7 +207,12 @@ impl Handler {
                         dead_at_ms: now.timestamp_millis(),
                     };
                     self.publisher
-                        .publish_confirmed("", DEAD_QUEUE, &dead.encode_to_vec(), protobuf())
+                        .publish_confirmed(
+                            "",
+                            DEAD_QUEUE,
+                            &dead.encode_to_vec(),
+                            protobuf_properties(),
+                        )
                         .await?;
                     AttemptStatus::Dead
                 }

@@ -19,11 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookline_amqp::names::{lane_queue, CONTROL_EXCHANGE};
-use hookline_amqp::{declare_lane, AmqpError, ConfirmedPublisher};
+use hookline_amqp::{declare_lane, protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::QueueType;
+use hookline_model::sync::lock;
 use hookline_proto::{DeliveryTask, Message, SubscriptionChanged, CHANGE_SLOW, SCHEMA_VERSION};
 use lapin::options::QueueDeleteOptions;
-use lapin::{BasicProperties, Connection};
+use lapin::Connection;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 
@@ -52,26 +53,19 @@ pub struct LaneBook {
 }
 
 impl LaneBook {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<LaneId>> {
-        match self.known.lock() {
-            Ok(known) => known,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
     /// Remembers a lane being consumed.
     pub fn remember(&self, lane: &LaneId) {
-        self.lock().insert(lane.clone());
+        lock(&self.known).insert(lane.clone());
     }
 
     /// Forgets a lane that was deleted.
     pub fn forget(&self, lane: &LaneId) {
-        self.lock().remove(lane);
+        lock(&self.known).remove(lane);
     }
 
     /// Every lane to resume after a reconnect.
     pub fn all(&self) -> Vec<LaneId> {
-        self.lock().iter().cloned().collect()
+        lock(&self.known).iter().cloned().collect()
     }
 }
 
@@ -84,10 +78,6 @@ pub struct Diverter {
     declared: Mutex<HashSet<String>>,
     noted: Mutex<HashMap<String, Instant>>,
     open: mpsc::UnboundedSender<LaneId>,
-}
-
-fn protobuf() -> BasicProperties {
-    BasicProperties::default().with_content_type("application/x-protobuf".into())
 }
 
 impl Diverter {
@@ -111,9 +101,7 @@ impl Diverter {
 
     async fn declare(&self, subscription_id: &str) -> Result<String, AmqpError> {
         let name = declare_apart(&self.connection, self.queue_type, subscription_id).await?;
-        if let Ok(mut declared) = self.declared.lock() {
-            declared.insert(subscription_id.to_string());
-        }
+        lock(&self.declared).insert(subscription_id.to_string());
         Ok(name)
     }
 
@@ -122,11 +110,7 @@ impl Diverter {
     /// meanwhile is declared again rather than sending the task in a circle.
     pub async fn divert(&self, task: &DeliveryTask) -> Result<(), AmqpError> {
         let subscription_id = task.subscription_id.as_str();
-        let known = self
-            .declared
-            .lock()
-            .map(|d| d.contains(subscription_id))
-            .unwrap_or(false);
+        let known = lock(&self.declared).contains(subscription_id);
         let lane = if known {
             lane_queue(subscription_id)
         } else {
@@ -135,13 +119,13 @@ impl Diverter {
         let body = task.encode_to_vec();
         match self
             .publisher
-            .publish_confirmed("", &lane, &body, protobuf())
+            .publish_confirmed("", &lane, &body, protobuf_properties())
             .await
         {
             Err(AmqpError::Unroutable(_)) => {
                 self.declare(subscription_id).await?;
                 self.publisher
-                    .publish_confirmed("", &lane, &body, protobuf())
+                    .publish_confirmed("", &lane, &body, protobuf_properties())
                     .await?;
             }
             other => other?,
@@ -161,9 +145,7 @@ impl Diverter {
     pub async fn note_slow(&self, lane: &LaneId) {
         let now = Instant::now();
         {
-            let Ok(mut noted) = self.noted.lock() else {
-                return;
-            };
+            let mut noted = lock(&self.noted);
             if noted
                 .get(&lane.subscription_id)
                 .is_some_and(|at| now.duration_since(*at) < NOTE_EVERY)
@@ -180,7 +162,12 @@ impl Diverter {
         };
         let sent = self
             .publisher
-            .broadcast(CONTROL_EXCHANGE, "", &note.encode_to_vec(), protobuf())
+            .broadcast(
+                CONTROL_EXCHANGE,
+                "",
+                &note.encode_to_vec(),
+                protobuf_properties(),
+            )
             .await;
         if let Ok(pending) = sent {
             let _ = pending.confirmed().await;
@@ -189,9 +176,7 @@ impl Diverter {
 
     /// Forgets that a lane was declared (it was deleted).
     pub fn deleted(&self, subscription_id: &str) {
-        if let Ok(mut declared) = self.declared.lock() {
-            declared.remove(subscription_id);
-        }
+        lock(&self.declared).remove(subscription_id);
     }
 }
 

@@ -19,7 +19,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection};
+use lapin::Connection;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -192,7 +192,7 @@ async fn fan_out(
     }
     // Rendered once; every task of this event carries the same bytes.
     let body = bytes::Bytes::from(event.delivery_body(false));
-    let properties = BasicProperties::default().with_content_type("application/x-protobuf".into());
+    let properties = hookline_amqp::protobuf_properties();
     let mut pending = Vec::with_capacity(targets.len());
     let to_lane = lanes.routed(targets.iter().map(|t| t.id.as_str()));
     let to_lanes = to_lane.iter().filter(|routed| **routed).count() as u64;

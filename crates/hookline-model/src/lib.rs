@@ -8,6 +8,7 @@ pub mod matching;
 pub mod retry;
 pub mod sealed;
 pub mod ssrf;
+pub mod sync;
 
 pub use envelope::{Event, EventError};
 pub use matching::{Pattern, SubscriptionIndex};

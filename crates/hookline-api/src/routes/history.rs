@@ -8,7 +8,6 @@ use chrono::Utc;
 use hookline_amqp::names::DELIVERIES_QUEUE;
 use hookline_deliverer::record::attempt_json;
 use hookline_proto::{DeliveryTask, Message as _, SCHEMA_VERSION};
-use lapin::BasicProperties;
 use serde_json::{json, Value};
 
 use super::{task, views};
@@ -111,7 +110,7 @@ pub(super) async fn replay(
     task.schema_version = SCHEMA_VERSION;
     task.attempt = 1;
     task.deferrals = 0;
-    let properties = BasicProperties::default().with_content_type("application/x-protobuf".into());
+    let properties = hookline_amqp::protobuf_properties();
     state
         .publisher
         .publish_confirmed("", DELIVERIES_QUEUE, &task.encode_to_vec(), properties)
