@@ -12,3 +12,4 @@ mod retries;
 mod security;
 mod shutdown;
 mod signing;
+mod trust;

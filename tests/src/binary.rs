@@ -61,6 +61,11 @@ pub fn settings_env(s: &Settings) -> Vec<(String, String)> {
         ("API__ADMIN_TOKEN", s.api.admin_token.expose().to_string()),
         ("API__SECRET_KEY", s.api.secret_key.expose().to_string()),
         (
+            "API__PREVIOUS_SECRET_KEYS",
+            joined(&s.api.previous_secret_keys),
+        ),
+        ("INGEST__TOKENS", joined(&s.ingest.tokens)),
+        (
             "API__ALLOW_INSECURE_URLS",
             s.api.allow_insecure_urls.to_string(),
         ),
@@ -73,6 +78,14 @@ pub fn settings_env(s: &Settings) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (format!("HOOKLINE__{k}"), v))
     .collect()
+}
+
+fn joined(secrets: &[hookline_config::Secret]) -> String {
+    secrets
+        .iter()
+        .map(|s| s.expose())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Starts `hookline <service>` with `settings`; output goes to the test's

@@ -243,6 +243,38 @@ impl TestEnv {
             .unwrap_or_default()
     }
 
+    /// This env's RabbitMQ vhost.
+    pub fn vhost(&self) -> &str {
+        &self.vhost
+    }
+
+    /// This env's PostgreSQL database name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The bodies of the messages now in `queue`, read through the
+    /// management API and put back (as an operator inspecting a queue would).
+    pub async fn peek_queue(&self, queue: &str) -> Vec<Vec<u8>> {
+        use base64::Engine as _;
+        let response = self
+            .http
+            .post(format!("{MANAGEMENT}/queues/{}/{queue}/get", self.vhost))
+            .basic_auth("guest", Some("guest"))
+            .json(&serde_json::json!({
+                "count": 100, "ackmode": "ack_requeue_true", "encoding": "base64"
+            }))
+            .send()
+            .await
+            .expect("management API");
+        let messages: Vec<Value> = response.json().await.unwrap_or_default();
+        messages
+            .iter()
+            .filter_map(|m| m["payload"].as_str())
+            .filter_map(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+            .collect()
+    }
+
     /// Stops the services and waits for them to drain.
     pub async fn stop(&self) {
         self.shutdown.drain(Duration::from_secs(10)).await;

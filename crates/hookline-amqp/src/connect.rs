@@ -12,13 +12,42 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::AmqpError;
 
-/// Opens a connection on the tokio runtime, named for the broker's UI.
+/// The node URLs of `amqp.url`: one, or the comma-separated nodes of a
+/// cluster.
+pub fn nodes(url: &str) -> impl Iterator<Item = &str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+}
+
+/// Opens a connection on the tokio runtime, named for the broker's UI, to
+/// the first node of `url` that answers: with a cluster's nodes listed, a
+/// lost node costs one reconnect, which lands on the next node.
 pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
-    let properties = ConnectionProperties::default()
-        .with_executor(tokio_executor_trait::Tokio::current())
-        .with_reactor(tokio_reactor_trait::Tokio)
-        .with_connection_name(name.to_string().into());
-    Ok(Connection::connect(url, properties).await?)
+    let mut last_error = None;
+    for node in nodes(url) {
+        let properties = ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio)
+            .with_connection_name(name.to_string().into());
+        match Connection::connect(node, properties).await {
+            Ok(connection) => return Ok(connection),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    match last_error {
+        Some(error) => Err(error.into()),
+        None => Err(AmqpError::Unavailable("amqp.url lists no node".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cluster_url_lists_its_nodes_in_order() {
+        let nodes: Vec<&str> = super::nodes("amqp://a:5672/%2f, amqps://b:5671/%2f,,").collect();
+        assert_eq!(nodes, ["amqp://a:5672/%2f", "amqps://b:5671/%2f"]);
+    }
 }
 
 /// What a reconnecting consumer needs besides its own work.

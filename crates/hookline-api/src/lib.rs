@@ -16,6 +16,7 @@ pub mod metrics;
 mod migrate;
 mod readiness;
 mod recorder;
+mod reseal;
 mod retention;
 mod routes;
 mod service;

@@ -9,10 +9,16 @@ use anyhow::Context as _;
 use sqlx::{Executor as _, PgPool};
 
 /// Every migration, in order; a version is never edited once released.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_retention_and_sealing",
+        include_str!("../migrations/0002_retention_and_sealing.sql"),
+    ),
+];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations
 /// (the ASCII of "hookline" read as an integer).

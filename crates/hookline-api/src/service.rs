@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::recorder::Recorders;
 use crate::state::{AppState, Shared};
 use crate::validate::Rules;
-use crate::{readiness, retention, routes};
+use crate::{readiness, reseal, retention, routes};
 
 /// Runs until shutdown.token is cancelled, then drains (bounded by the grace period) and returns.
 ///
@@ -56,7 +56,8 @@ pub async fn run(
         )
         .context("amqp.url")?,
     );
-    let sender = Sender::new(&config.delivery).context("delivery")?;
+    let keyring = Arc::new(hookline_deliverer::config::keyring_of(&config.api));
+    let sender = Sender::new(&config.delivery, keyring.clone()).context("delivery")?;
     let notifier = Notifier::new(publisher.clone());
     let readiness = Readiness::new();
     readiness.set("database", false);
@@ -80,9 +81,15 @@ pub async fn run(
         metrics.ready.clone(),
         token.clone(),
     ));
+    tracker.spawn(reseal::run(
+        db.clone(),
+        keyring.clone(),
+        notifier.clone(),
+        token.clone(),
+    ));
     tracker.spawn(retention::run(
         db.clone(),
-        config.api.attempt_retention,
+        retention::Rule::all(&config.api),
         token.clone(),
     ));
 
@@ -99,6 +106,7 @@ pub async fn run(
         publisher,
         sender,
         metrics,
+        keyring: keyring.clone(),
     });
     let app = routes::router(state)
         .merge(ops::router(registry, readiness))

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use hookline_amqp::SharedPublisher;
 use hookline_deliverer::sender::Sender;
+use hookline_model::sealed::Keyring;
 
 use crate::config::ApiConfig;
 use crate::control::Notifier;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub sender: Sender,
     /// Metric handles (the test send records its attempt).
     pub metrics: Metrics,
+    /// Seals and opens subscription secrets and static headers.
+    pub keyring: Arc<Keyring>,
 }
 
 impl AppState {
@@ -40,9 +43,9 @@ impl AppState {
         Self(Arc::new(shared))
     }
 
-    /// `api.secret_key`, which seals subscription secrets at rest.
-    pub fn secret_key(&self) -> &str {
-        self.0.config.api.secret_key.expose()
+    /// The keys of `api.secret_key` and `api.previous_secret_keys`.
+    pub fn keyring(&self) -> &Keyring {
+        &self.0.keyring
     }
 }
 

@@ -5,9 +5,11 @@
 //! at start with a message that names the key (`delivery.retry_delays: ...`).
 
 mod duration;
+mod exposure;
 mod load;
 mod settings;
 
 pub use duration::{format_duration, parse_duration, parse_duration_list};
+pub use exposure::refuse_development_defaults;
 pub use load::{load, load_from, ConfigError};
 pub use settings::*;

@@ -129,6 +129,16 @@ fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A comma-separated list of secrets, blanks dropped.
+fn secret_list(value: &str) -> Vec<Secret> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .collect()
+}
+
 fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
     const ADDR: &str = "a socket address such as 127.0.0.1:8080";
     const COUNT: &str = "a whole number";
@@ -149,6 +159,8 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
         "ingest.listen" => s.ingest.listen = parsed(key, v, ADDR)?,
         "ingest.max_event_bytes" => s.ingest.max_event_bytes = parsed(key, v, COUNT)?,
         "ingest.max_batch_events" => s.ingest.max_batch_events = parsed(key, v, COUNT)?,
+        "ingest.tokens" => s.ingest.tokens = secret_list(v),
+        "ingest.allow_anonymous" => s.ingest.allow_anonymous = boolean(key, v)?,
         "fanout.listen" => s.fanout.listen = parsed(key, v, ADDR)?,
         "fanout.prefetch" => s.fanout.prefetch = parsed(key, v, "a number from 1 to 65535")?,
         "fanout.refresh_interval" => s.fanout.refresh_interval = duration(key, v)?,
@@ -188,7 +200,10 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
         }
         "api.secret_rotation_overlap" => s.api.secret_rotation_overlap = duration(key, v)?,
         "api.attempt_retention" => s.api.attempt_retention = duration(key, v)?,
+        "api.dead_letter_retention" => s.api.dead_letter_retention = duration(key, v)?,
+        "api.parked_retention" => s.api.parked_retention = duration(key, v)?,
         "api.secret_key" => s.api.secret_key = Secret::new(v),
+        "api.previous_secret_keys" => s.api.previous_secret_keys = secret_list(v),
         "api.max_body_bytes" => s.api.max_body_bytes = parsed(key, v, COUNT)?,
         "api.max_headers" => s.api.max_headers = parsed(key, v, COUNT)?,
         "log.format" => {
@@ -207,9 +222,23 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
 
 /// Cross-field and range checks that parsing alone cannot make.
 fn validate(s: &Settings) -> Result<(), ConfigError> {
-    let url = s.amqp.url.expose();
-    if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-        return Err(invalid("amqp.url", "must start with amqp:// or amqps://"));
+    let nodes: Vec<&str> = s
+        .amqp
+        .url
+        .expose()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if nodes.is_empty()
+        || nodes
+            .iter()
+            .any(|n| !(n.starts_with("amqp://") || n.starts_with("amqps://")))
+    {
+        return Err(invalid(
+            "amqp.url",
+            "every comma-separated node must start with amqp:// or amqps://",
+        ));
     }
     let db = s.database.url.expose();
     if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
@@ -250,6 +279,20 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
     }
     if s.api.secret_key.expose().len() < 16 {
         return Err(invalid("api.secret_key", "must be at least 16 characters"));
+    }
+    for (i, key) in s.api.previous_secret_keys.iter().enumerate() {
+        if key.expose().len() < 16 {
+            return Err(invalid(
+                "api.previous_secret_keys",
+                format!("key {} must be at least 16 characters", i + 1),
+            ));
+        }
+    }
+    if let Some(short) = s.ingest.tokens.iter().position(|t| t.expose().len() < 16) {
+        return Err(invalid(
+            "ingest.tokens",
+            format!("token {} must be at least 16 characters", short + 1),
+        ));
     }
     if s.ingest.max_batch_events == 0 {
         return Err(invalid("ingest.max_batch_events", "must be at least 1"));
@@ -309,6 +352,19 @@ mod tests {
         assert!(err.to_string().starts_with("delivery.timeout:"), "{err}");
         let err = load_from(None, &env(&[("HOOKLINE__INGEST__LISTEN", "nowhere")])).unwrap_err();
         assert!(err.to_string().starts_with("ingest.listen:"), "{err}");
+    }
+
+    #[test]
+    fn amqp_url_may_list_cluster_nodes_and_each_is_checked() {
+        let two = "amqp://a:5672/%2f,amqp://b:5672/%2f";
+        let s = load_from(None, &env(&[("HOOKLINE__AMQP__URL", two)])).unwrap();
+        assert_eq!(s.amqp.url.expose(), two);
+        let err = load_from(
+            None,
+            &env(&[("HOOKLINE__AMQP__URL", "amqp://a:5672/%2f,http://b")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("amqp.url:"), "{err}");
     }
 
     #[test]

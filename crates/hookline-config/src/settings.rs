@@ -74,6 +74,12 @@ pub struct IngestSettings {
     pub max_event_bytes: usize,
     /// Most events in one batch request.
     pub max_batch_events: usize,
+    /// Bearer tokens producers must present on `/v1/events`; empty means no
+    /// check, which is refused off loopback unless `allow_anonymous`.
+    pub tokens: Vec<Secret>,
+    /// Accept events without a token on a non-loopback listener (a private
+    /// network that authenticates by other means).
+    pub allow_anonymous: bool,
 }
 
 /// Fanout settings.
@@ -133,8 +139,17 @@ pub struct ApiSettings {
     pub secret_rotation_overlap: Duration,
     /// Age after which attempt records are pruned.
     pub attempt_retention: Duration,
-    /// Key that encrypts subscription secrets at rest (api and fanout).
+    /// Age after which dead letters are pruned; they hold event bodies, so
+    /// they must not outlive what the operator promised to keep.
+    pub dead_letter_retention: Duration,
+    /// Age after which raw parked messages are pruned.
+    pub parked_retention: Duration,
+    /// Root of the keys that seal signing secrets and static headers, in the
+    /// database and in tasks on the broker (api and deliverer).
     pub secret_key: Secret,
+    /// Keys rotated out of `secret_key`: they still open old sealed values
+    /// but never seal new ones (see the README's key rotation steps).
+    pub previous_secret_keys: Vec<Secret>,
     /// Largest JSON request body.
     pub max_body_bytes: usize,
     /// Most static headers on one subscription.
@@ -187,6 +202,11 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The built-in `api.admin_token`: fine on loopback, refused elsewhere.
+pub const DEV_ADMIN_TOKEN: &str = "hookline-dev-admin-token";
+/// The built-in `api.secret_key`: fine on loopback, refused elsewhere.
+pub const DEV_SECRET_KEY: &str = "hookline-dev-secret-key-change-me";
+
 fn addr(text: &str) -> SocketAddr {
     text.parse().expect("built-in listen address")
 }
@@ -209,6 +229,8 @@ impl Default for Settings {
                 listen: addr("127.0.0.1:8080"),
                 max_event_bytes: 256 * 1024,
                 max_batch_events: 1000,
+                tokens: Vec::new(),
+                allow_anonymous: false,
             },
             fanout: FanoutSettings {
                 listen: addr("127.0.0.1:9101"),
@@ -233,12 +255,15 @@ impl Default for Settings {
             },
             api: ApiSettings {
                 listen: addr("127.0.0.1:8081"),
-                admin_token: Secret::new("hookline-dev-admin-token"),
+                admin_token: Secret::new(DEV_ADMIN_TOKEN),
                 allow_insecure_urls: false,
                 max_subscriptions_per_tenant: 10,
                 secret_rotation_overlap: Duration::from_secs(24 * 3600),
                 attempt_retention: Duration::from_secs(30 * 86400),
-                secret_key: Secret::new("hookline-dev-secret-key-change-me"),
+                dead_letter_retention: Duration::from_secs(30 * 86400),
+                parked_retention: Duration::from_secs(30 * 86400),
+                secret_key: Secret::new(DEV_SECRET_KEY),
+                previous_secret_keys: Vec::new(),
                 max_body_bytes: 64 * 1024,
                 max_headers: 20,
             },

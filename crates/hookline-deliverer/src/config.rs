@@ -1,10 +1,12 @@
 //! The deliverer's typed configuration.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_amqp::Topology;
-use hookline_config::{DeliverySettings, Settings};
+use hookline_config::{ApiSettings, DeliverySettings, Settings};
+use hookline_model::sealed::Keyring;
 
 /// Everything a deliverer reads.
 #[derive(Debug, Clone)]
@@ -23,6 +25,17 @@ pub struct DelivererConfig {
     pub delivery: DeliverySettings,
     /// How long in-flight sends may finish after SIGTERM.
     pub grace_period: Duration,
+    /// Opens the sealed credentials of tasks (`api.secret_key` and
+    /// `api.previous_secret_keys`).
+    pub keyring: Arc<Keyring>,
+}
+
+/// The keys of `api.secret_key` and `api.previous_secret_keys`.
+pub fn keyring_of(api: &ApiSettings) -> Keyring {
+    Keyring::new(
+        api.secret_key.expose(),
+        api.previous_secret_keys.iter().map(|k| k.expose()),
+    )
 }
 
 impl DelivererConfig {
@@ -39,6 +52,7 @@ impl DelivererConfig {
             reconnect_delay: settings.amqp.reconnect_delay,
             delivery: settings.delivery.clone(),
             grace_period: settings.shutdown.grace_period,
+            keyring: Arc::new(keyring_of(&settings.api)),
         }
     }
 

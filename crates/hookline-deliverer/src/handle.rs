@@ -38,6 +38,8 @@ pub struct Handler {
     pub revocations: crate::revocations::Revocations,
     /// Moves tasks of saturated subscriptions into their slow lanes.
     pub lanes: crate::lanes::Diverter,
+    /// `/readyz`: turns red while tasks arrive that no key opens.
+    pub readiness: hookline_runtime::Readiness,
     /// Cancelled on shutdown: a task that has not started sending by then
     /// goes back to the queue for another deliverer.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -60,6 +62,9 @@ pub struct Slots {
     /// Retries also hold one of these, so they cannot take every slot.
     pub own: Option<Arc<Semaphore>>,
 }
+
+/// The readiness entry for "tasks arriving can be opened with our keys".
+const KEYS: &str = "sealing_keys";
 
 fn error_headers(reason: &str) -> FieldTable {
     let mut headers = FieldTable::default();
@@ -148,6 +153,30 @@ impl Handler {
         }
     }
 
+    /// Parks the task as a dead letter, without its credentials: a replay
+    /// takes the subscription's current ones, so the dead queue and the
+    /// `dead_letters` table never hold a secret, sealed or not.
+    async fn park_dead(
+        &self,
+        task: &DeliveryTask,
+        result: &SendResult,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), AmqpError> {
+        let mut parked = task.clone();
+        crate::credentials::strip(&mut parked);
+        let dead = DeadLetter {
+            schema_version: SCHEMA_VERSION,
+            task: Some(parked),
+            attempts: task.attempt,
+            last_response_status: result.response_status.map(u32::from).unwrap_or(0),
+            last_error: result.error.clone().unwrap_or_default(),
+            dead_at_ms: now.timestamp_millis(),
+        };
+        self.publisher
+            .publish_confirmed("", DEAD_QUEUE, &dead.encode_to_vec(), protobuf_properties())
+            .await
+    }
+
     /// Parks a message that cannot be decoded, never looping on it.
     async fn park_raw(&self, payload: &[u8], reason: &str) -> Disposition {
         tracing::error!(reason, "parking an undecodable delivery task");
@@ -176,48 +205,42 @@ impl Handler {
                 AttemptStatus::Succeeded
             }
             Classification::Gone => AttemptStatus::Failed,
-            Classification::Failed => match self
-                .policy
-                .after_failure(task.attempt, result.retry_after)
-            {
-                Step::Retry { delay, attempt, .. } => {
-                    let mut next = task.clone();
-                    next.attempt = attempt;
-                    self.publisher
-                        .publish_confirmed(
-                            "",
-                            &wait_queue(delay),
-                            &next.encode_to_vec(),
-                            protobuf_properties(),
-                        )
-                        .await?;
-                    self.metrics
-                        .retries
-                        .with_label_values(&[&format_duration(delay)])
-                        .inc();
-                    AttemptStatus::Failed
+            Classification::Unsendable => {
+                self.metrics.unopenable.inc();
+                self.readiness.set(KEYS, false);
+                tracing::error!(event_id = %task.event_id, subscription_id = %task.subscription_id, error = ?result.error, "a task's credentials do not open with the configured keys; parking it as a dead letter (replay it once the keys are fixed)");
+                self.park_dead(task, result, now).await?;
+                AttemptStatus::Dead
+            }
+            Classification::Failed => {
+                match self.policy.after_failure(task.attempt, result.retry_after) {
+                    Step::Retry { delay, attempt, .. } => {
+                        let mut next = task.clone();
+                        next.attempt = attempt;
+                        self.publisher
+                            .publish_confirmed(
+                                "",
+                                &wait_queue(delay),
+                                &next.encode_to_vec(),
+                                protobuf_properties(),
+                            )
+                            .await?;
+                        self.metrics
+                            .retries
+                            .with_label_values(&[&format_duration(delay)])
+                            .inc();
+                        AttemptStatus::Failed
+                    }
+                    Step::Exhausted => {
+                        self.park_dead(task, result, now).await?;
+                        AttemptStatus::Dead
+                    }
                 }
-                Step::Exhausted => {
-                    let dead = DeadLetter {
-                        schema_version: SCHEMA_VERSION,
-                        task: Some(task.clone()),
-                        attempts: task.attempt,
-                        last_response_status: result.response_status.map(u32::from).unwrap_or(0),
-                        last_error: result.error.clone().unwrap_or_default(),
-                        dead_at_ms: now.timestamp_millis(),
-                    };
-                    self.publisher
-                        .publish_confirmed(
-                            "",
-                            DEAD_QUEUE,
-                            &dead.encode_to_vec(),
-                            protobuf_properties(),
-                        )
-                        .await?;
-                    AttemptStatus::Dead
-                }
-            },
+            }
         };
+        if result.classification != Classification::Unsendable {
+            self.readiness.set(KEYS, true);
+        }
         let outcome = status_name(status);
         self.metrics
             .deliveries

@@ -4,6 +4,7 @@
 
 pub mod attempts;
 pub mod config;
+pub mod credentials;
 pub mod fairness;
 pub mod handle;
 pub mod lanes;
@@ -30,7 +31,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let metrics = metrics::Metrics::register(&registry)?;
-    let sender = sender::Sender::new(&config.delivery)?;
+    let sender = sender::Sender::new(&config.delivery, config.keyring.clone())?;
     let readiness = Readiness::new();
     readiness.set("amqp", false);
     hookline_runtime::health::spawn_ready_gauge(

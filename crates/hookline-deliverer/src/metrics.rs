@@ -27,6 +27,9 @@ pub struct Metrics {
     pub deferred: IntCounter,
     /// `hookline_ready{service="deliverer"}`.
     pub ready: IntGauge,
+    /// `hookline_deliverer_unopenable_tasks_total`: tasks whose sealed
+    /// credentials no configured key opens, parked as dead letters.
+    pub unopenable: IntCounter,
 }
 
 impl Metrics {
@@ -71,6 +74,10 @@ impl Metrics {
                 "Tasks moved into their subscription's slow lane because it was at its in-flight cap.",
             )?,
             ready: hookline_runtime::metrics::ready_gauge("deliverer")?,
+            unopenable: IntCounter::new(
+                "hookline_deliverer_unopenable_tasks_total",
+                "Tasks parked unsent because no configured key opens their sealed credentials.",
+            )?,
         };
         registry.register(Box::new(metrics.deliveries.clone()))?;
         registry.register(Box::new(metrics.duration.clone()))?;
@@ -81,6 +88,7 @@ impl Metrics {
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.deferred.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.unopenable.clone()))?;
         Ok(metrics)
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hookline_config::DeliverySettings;
 use hookline_model::retry::{classify_status, parse_retry_after, Classification, StatusClass};
+use hookline_model::sealed::Keyring;
 use hookline_model::ssrf::Guard;
 use hookline_proto::DeliveryTask;
 use hookline_signature::{Secret, SignatureScheme};
@@ -41,6 +42,7 @@ pub struct Sender {
     guard: Guard,
     timeout: Duration,
     excerpt_bytes: usize,
+    keyring: Arc<Keyring>,
 }
 
 /// Resolves names, then drops every address the guard refuses; checking at
@@ -77,7 +79,7 @@ pub struct SenderError(String);
 
 impl Sender {
     /// A client configured from `delivery.*`.
-    pub fn new(settings: &DeliverySettings) -> Result<Self, SenderError> {
+    pub fn new(settings: &DeliverySettings, keyring: Arc<Keyring>) -> Result<Self, SenderError> {
         let guard = Guard::new(settings.allowed_networks.clone());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -101,6 +103,7 @@ impl Sender {
             guard,
             timeout: settings.timeout,
             excerpt_bytes: settings.response_excerpt_bytes,
+            keyring,
         })
     }
 
@@ -130,8 +133,22 @@ impl Sender {
                 }
             }
         }
+        let credentials = match crate::credentials::open(&self.keyring, task) {
+            Ok(credentials) => credentials,
+            Err(e) => {
+                return SendResult {
+                    classification: Classification::Unsendable,
+                    ..failed(
+                        StatusClass::Connect,
+                        format!(
+                            "nothing was sent: the subscription's credentials do not open: {e}"
+                        ),
+                    )
+                }
+            }
+        };
         let scheme = scheme_of(task);
-        let secrets: Vec<Secret> = task
+        let secrets: Vec<Secret> = credentials
             .secrets
             .iter()
             .filter_map(|s| Secret::parse(&scheme, s).ok())
@@ -155,7 +172,7 @@ impl Sender {
             .post(url)
             .timeout(self.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in &task.headers {
+        for (name, value) in &credentials.headers {
             request = request.header(name.as_str(), value.as_str());
         }
         for (name, value) in signed {

@@ -81,6 +81,7 @@ pub async fn session(
         ),
         publisher,
         revocations: revocations.clone(),
+        readiness: readiness.clone(),
         shutdown: token.clone(),
     });
     let all_slots = Arc::new(Semaphore::new(config.delivery.concurrency));

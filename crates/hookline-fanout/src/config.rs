@@ -25,8 +25,6 @@ pub struct FanoutConfig {
     pub refresh_interval: Duration,
     /// Pause between reconnects.
     pub reconnect_delay: Duration,
-    /// Opens sealed subscription secrets.
-    pub secret_key: String,
 }
 
 impl FanoutConfig {
@@ -44,7 +42,6 @@ impl FanoutConfig {
             confirm_window: settings.amqp.confirm_window,
             refresh_interval: settings.fanout.refresh_interval,
             reconnect_delay: settings.amqp.reconnect_delay,
-            secret_key: settings.api.secret_key.expose().to_string(),
         }
     }
 }

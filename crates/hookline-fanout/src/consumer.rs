@@ -176,10 +176,13 @@ async fn fan_out(
         }
     };
     let started = Instant::now();
-    let targets = match index.read() {
-        Ok(index) => index.matching(&event.tenant, &event.event_type),
-        Err(_) => Vec::new(),
-    };
+    // A poisoned lock still holds a whole index (see refresh::write): match
+    // against it rather than ack the event as unmatched.
+    let targets = index
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .index()
+        .matching(&event.tenant, &event.event_type);
     metrics
         .match_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -207,12 +210,12 @@ async fn fan_out(
             body: body.clone(),
             subscription_id: target.id.clone(),
             url: target.url.clone(),
-            secrets: target.secrets.clone(),
             signature: Some(target.signature.clone()),
-            headers: target.headers.clone(),
+            headers: target.legacy_headers.clone(),
+            sealed_secrets: target.sealed_secrets.clone(),
+            sealed_headers: target.sealed_headers.clone(),
             attempt: 1,
-            test: false,
-            deferrals: 0,
+            ..DeliveryTask::default()
         };
         let (exchange, routing_key) = if to_lane {
             (LANES_EXCHANGE, target.id.as_str())

@@ -1,11 +1,16 @@
 //! The in-memory subscription index and its loading from PostgreSQL.
+//!
+//! Fanout never opens a secret: it copies each subscription's sealed secrets
+//! and headers into its tasks as the api stored them, and only the deliverer
+//! opens them, just before signing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hookline_model::matching::{Identified, Pattern, SubscriptionIndex};
-use hookline_model::sealed;
+use hookline_model::versioned::VersionedIndex;
 use hookline_proto::Signature;
 use hookline_signature::SignatureScheme;
 use sqlx::{PgPool, Row};
@@ -17,12 +22,15 @@ pub struct Target {
     pub id: String,
     /// Where deliveries go.
     pub url: String,
-    /// Signing secrets, newest first.
-    pub secrets: Vec<String>,
+    /// Signing secrets as sealed by the api, newest first.
+    pub sealed_secrets: Vec<Bytes>,
     /// Signing scheme.
     pub signature: Signature,
-    /// Static headers.
-    pub headers: HashMap<String, String>,
+    /// Static headers as sealed by the api; empty when there are none.
+    pub sealed_headers: Bytes,
+    /// Static headers of a row the api has not re-sealed yet (written by a
+    /// version before header sealing); empty otherwise.
+    pub legacy_headers: HashMap<String, String>,
 }
 
 impl Identified for Target {
@@ -31,39 +39,36 @@ impl Identified for Target {
     }
 }
 
-/// The index shared by the event consumer and the loaders.
-pub type SharedIndex = Arc<RwLock<SubscriptionIndex<Target>>>;
+/// The index shared by the event consumer and the loaders, versioned so a
+/// slow full load cannot undo a newer tenant reload.
+pub type SharedIndex = Arc<RwLock<VersionedIndex<Target>>>;
 
 const SELECT: &str = "SELECT id, tenant, url, event_types, secret_sealed, previous_secret_sealed, \
-     previous_secret_expires_at, signature, headers FROM subscriptions WHERE enabled";
+     previous_secret_expires_at, signature, headers, headers_sealed FROM subscriptions WHERE enabled";
 
 /// Loads every enabled subscription.
-pub async fn load_all(
-    pool: &PgPool,
-    secret_key: &str,
-) -> Result<SubscriptionIndex<Target>, sqlx::Error> {
+pub async fn load_all(pool: &PgPool) -> Result<SubscriptionIndex<Target>, sqlx::Error> {
     let rows = sqlx::query(SELECT).fetch_all(pool).await?;
-    Ok(build(rows, secret_key))
+    Ok(build(rows))
 }
 
 /// Loads one tenant's enabled subscriptions.
 pub async fn load_tenant(
     pool: &PgPool,
-    secret_key: &str,
     tenant: &str,
 ) -> Result<SubscriptionIndex<Target>, sqlx::Error> {
     let rows = sqlx::query(&format!("{SELECT} AND tenant = $1"))
         .bind(tenant)
         .fetch_all(pool)
         .await?;
-    Ok(build(rows, secret_key))
+    Ok(build(rows))
 }
 
-fn build(rows: Vec<sqlx::postgres::PgRow>, secret_key: &str) -> SubscriptionIndex<Target> {
+fn build(rows: Vec<sqlx::postgres::PgRow>) -> SubscriptionIndex<Target> {
     let now = Utc::now();
     let mut index = SubscriptionIndex::default();
     for row in rows {
-        match target(&row, secret_key, now) {
+        match target(&row, now) {
             Ok((tenant, patterns, target)) => index.insert(&tenant, &patterns, Arc::new(target)),
             Err(reason) => {
                 let id: String = row.try_get("id").unwrap_or_default();
@@ -76,7 +81,6 @@ fn build(rows: Vec<sqlx::postgres::PgRow>, secret_key: &str) -> SubscriptionInde
 
 fn target(
     row: &sqlx::postgres::PgRow,
-    secret_key: &str,
     now: DateTime<Utc>,
 ) -> Result<(String, Vec<Pattern>, Target), String> {
     let get_err = |e: sqlx::Error| e.to_string();
@@ -88,19 +92,21 @@ fn target(
         .filter_map(|p| Pattern::parse(p))
         .collect();
     let current: Vec<u8> = row.try_get("secret_sealed").map_err(get_err)?;
-    let mut secrets = vec![sealed::open(secret_key, &current).map_err(|e| e.to_string())?];
+    let mut sealed_secrets = vec![Bytes::from(current)];
     let previous: Option<Vec<u8>> = row.try_get("previous_secret_sealed").map_err(get_err)?;
     let expires: Option<DateTime<Utc>> =
         row.try_get("previous_secret_expires_at").map_err(get_err)?;
     if let (Some(previous), Some(expires)) = (previous, expires) {
         if expires > now {
-            secrets.push(sealed::open(secret_key, &previous).map_err(|e| e.to_string())?);
+            sealed_secrets.push(Bytes::from(previous));
         }
     }
     let signature: serde_json::Value = row.try_get("signature").map_err(get_err)?;
     let scheme: SignatureScheme = serde_json::from_value(signature).map_err(|e| e.to_string())?;
-    let headers: serde_json::Value = row.try_get("headers").map_err(get_err)?;
-    let headers: HashMap<String, String> = serde_json::from_value(headers).unwrap_or_default();
+    let sealed_headers: Option<Vec<u8>> = row.try_get("headers_sealed").map_err(get_err)?;
+    let legacy_headers: serde_json::Value = row.try_get("headers").map_err(get_err)?;
+    let legacy_headers: HashMap<String, String> =
+        serde_json::from_value(legacy_headers).map_err(|e| format!("headers: {e}"))?;
     let url: String = row.try_get("url").map_err(get_err)?;
     Ok((
         tenant,
@@ -108,9 +114,10 @@ fn target(
         Target {
             id,
             url,
-            secrets,
+            sealed_secrets,
             signature: hookline_deliverer::signature::to_proto(&scheme),
-            headers,
+            sealed_headers: sealed_headers.map(Bytes::from).unwrap_or_default(),
+            legacy_headers,
         },
     ))
 }

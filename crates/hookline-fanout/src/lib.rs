@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hookline_amqp::{supervise, SessionContext};
-use hookline_model::SubscriptionIndex;
+use hookline_model::versioned::VersionedIndex;
 use hookline_runtime::{ops, Readiness, Shutdown};
 use prometheus::Registry;
 use sqlx::postgres::PgPoolOptions;
@@ -49,10 +49,10 @@ pub async fn run(
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(&config.database_url)
         .map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
-    let index = Arc::new(RwLock::new(SubscriptionIndex::default()));
+    let index = Arc::new(RwLock::new(VersionedIndex::default()));
     // Consuming before the first load would match nothing and ack events
     // as unmatched: wait for it.
-    while !refresh::reload_all(&pool, &config.secret_key, &index, &metrics, &readiness).await {
+    while !refresh::reload_all(&pool, &index, &metrics, &readiness).await {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.token.cancelled() => return Ok(()),
@@ -60,7 +60,6 @@ pub async fn run(
     }
     shutdown.tracker.spawn(refresh::periodic(
         pool.clone(),
-        config.secret_key.clone(),
         index.clone(),
         metrics.clone(),
         readiness.clone(),
@@ -96,11 +95,10 @@ pub async fn run(
                 // then is this fanout ready.
                 let (_control_channel, control) =
                     hookline_amqp::subscribe_control(&connection, "fanout-control").await?;
-                refresh::reload_all(&pool, &config.secret_key, &index, &metrics, &readiness).await;
+                refresh::reload_all(&pool, &index, &metrics, &readiness).await;
                 readiness.set("amqp", true);
                 let listener = refresh::Listener {
                     pool,
-                    secret_key: config.secret_key.clone(),
                     index: index.clone(),
                     lanes: lanes.clone(),
                     metrics: metrics.clone(),

@@ -10,25 +10,38 @@ use hookline_runtime::Readiness;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::index::{load_all, load_tenant, SharedIndex};
+use crate::index::{load_all, load_tenant, SharedIndex, Target};
 use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
+use hookline_model::versioned::VersionedIndex;
+
+/// The index for writing. A panic while it was held cannot leave it half
+/// written (every change is one assignment), so a poisoned lock is used as
+/// it is rather than turning every event into "unmatched".
+fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, VersionedIndex<Target>> {
+    index
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Loads the whole index, replacing what is there. Returns whether it worked;
 /// on failure the last index keeps serving.
 pub async fn reload_all(
     pool: &PgPool,
-    secret_key: &str,
     index: &SharedIndex,
     metrics: &Metrics,
     readiness: &Readiness,
 ) -> bool {
-    match load_all(pool, secret_key).await {
+    // The ticket is taken before the query: see `VersionedIndex`.
+    let ticket = write(index).ticket();
+    match load_all(pool).await {
         Ok(fresh) => {
-            metrics.loaded.set(fresh.len() as i64);
-            if let Ok(mut index) = index.write() {
-                *index = fresh;
+            let mut index = write(index);
+            if !index.apply_full(ticket, fresh) {
+                tracing::debug!("a newer full load is already in; dropping this one");
             }
+            metrics.loaded.set(index.index().len() as i64);
+            drop(index);
             readiness.set("database", true);
             true
         }
@@ -43,7 +56,6 @@ pub async fn reload_all(
 /// Reloads every `interval` until cancelled.
 pub async fn periodic(
     pool: PgPool,
-    secret_key: String,
     index: SharedIndex,
     metrics: Metrics,
     readiness: Readiness,
@@ -55,7 +67,7 @@ pub async fn periodic(
             _ = tokio::time::sleep(interval) => {}
             _ = token.cancelled() => break,
         }
-        reload_all(&pool, &secret_key, &index, &metrics, &readiness).await;
+        reload_all(&pool, &index, &metrics, &readiness).await;
     }
 }
 
@@ -63,8 +75,6 @@ pub async fn periodic(
 pub struct Listener {
     /// Where tenants are reloaded from.
     pub pool: PgPool,
-    /// Opens sealed secrets.
-    pub secret_key: String,
     /// The index to update.
     pub index: SharedIndex,
     /// Slow notes from deliverers.
@@ -84,7 +94,6 @@ pub async fn listen(
 ) -> Result<(), AmqpError> {
     let Listener {
         pool,
-        secret_key,
         index,
         lanes,
         metrics,
@@ -106,12 +115,12 @@ pub async fn listen(
                 lanes.note(&change.subscription_id);
                 continue;
             }
-            match load_tenant(&pool, &secret_key, &change.tenant).await {
+            let ticket = write(&index).ticket();
+            match load_tenant(&pool, &change.tenant).await {
                 Ok(fresh) => {
-                    if let Ok(mut index) = index.write() {
-                        index.replace_tenant(&change.tenant, fresh);
-                        metrics.loaded.set(index.len() as i64);
-                    }
+                    let mut index = write(&index);
+                    index.apply_tenant(ticket, &change.tenant, fresh);
+                    metrics.loaded.set(index.index().len() as i64);
                 }
                 Err(error) => {
                     tracing::warn!(tenant = %change.tenant, %error, "cannot reload a changed tenant; the periodic refresh will")

@@ -23,6 +23,8 @@ pub struct IngestConfig {
     pub max_event_bytes: usize,
     /// Most events per batch.
     pub max_batch_events: usize,
+    /// Producer tokens (`ingest.tokens`); empty means no check.
+    pub tokens: Vec<hookline_config::Secret>,
 }
 
 impl IngestConfig {
@@ -39,6 +41,7 @@ impl IngestConfig {
             publish_timeout: settings.amqp.publish_timeout,
             max_event_bytes: settings.ingest.max_event_bytes,
             max_batch_events: settings.ingest.max_batch_events,
+            tokens: settings.ingest.tokens.clone(),
         }
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::AppState;
 
 /// The contract's error body.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "error": { "code": code, "message": message.into() } });
     (status, Json(body)).into_response()
 }

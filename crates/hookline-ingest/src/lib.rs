@@ -1,6 +1,7 @@
 //! Ingest: accepts events over HTTP, validates them, and answers `202` only
 //! after RabbitMQ confirmed the publish to `hookline.events`.
 
+pub mod auth;
 pub mod config;
 pub mod handlers;
 pub mod metrics;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Limits.
     pub config: IngestConfig,
+    /// Who may publish.
+    pub tokens: auth::ProducerTokens,
     /// Cancelled on shutdown: new requests get 503 while open ones finish.
     pub draining: tokio_util::sync::CancellationToken,
 }
@@ -55,6 +58,7 @@ pub async fn run(
         publisher,
         metrics: metrics.clone(),
         config: config.clone(),
+        tokens: auth::ProducerTokens::new(config.tokens.iter().map(|t| t.expose())),
         draining: shutdown.token.clone(),
     });
     spawn_broker_watch(&shutdown, state.clone(), readiness.clone());
@@ -76,14 +80,15 @@ fn routes(config: &IngestConfig, state: Arc<AppState>) -> Router {
     use openapi::{EVENTS, EVENTS_BATCH, HEALTHZ, METRICS, OPENAPI, READYZ};
     let batch_limit = config.max_event_bytes.saturating_mul(40);
     let mut router = Router::new();
+    let authenticated = axum::middleware::from_fn_with_state(state.clone(), auth::require_token);
     for &(method, path) in openapi::ROUTES {
         let handler = match (method, path) {
-            ("POST", EVENTS) => {
-                post(handlers::publish_one).layer(DefaultBodyLimit::max(config.max_event_bytes))
-            }
-            ("POST", EVENTS_BATCH) => {
-                post(handlers::publish_batch).layer(DefaultBodyLimit::max(batch_limit))
-            }
+            ("POST", EVENTS) => post(handlers::publish_one)
+                .layer(DefaultBodyLimit::max(config.max_event_bytes))
+                .layer(authenticated.clone()),
+            ("POST", EVENTS_BATCH) => post(handlers::publish_batch)
+                .layer(DefaultBodyLimit::max(batch_limit))
+                .layer(authenticated.clone()),
             ("GET", OPENAPI) => get(openapi::document),
             // Served by `ops::router`.
             ("GET", HEALTHZ | READYZ | METRICS) => continue,

@@ -9,6 +9,7 @@ pub mod retry;
 pub mod sealed;
 pub mod ssrf;
 pub mod sync;
+pub mod versioned;
 
 pub use envelope::{Event, EventError};
 pub use matching::{Pattern, SubscriptionIndex};

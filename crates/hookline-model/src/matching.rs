@@ -117,6 +117,23 @@ impl<T: Identified> SubscriptionIndex<T> {
         }
     }
 
+    /// Removes one tenant and returns it as an index of its own.
+    pub fn take_tenant(&mut self, tenant: &str) -> SubscriptionIndex<T> {
+        let count = self.count_tenant(tenant);
+        let mut taken = SubscriptionIndex::default();
+        if let Some(index) = self.tenants.remove(tenant) {
+            self.len -= count;
+            taken.tenants.insert(tenant.to_string(), index);
+            taken.len = count;
+        }
+        taken
+    }
+
+    /// The tenants that have at least one subscription.
+    pub fn tenants(&self) -> impl Iterator<Item = &str> {
+        self.tenants.keys().map(String::as_str)
+    }
+
     fn count_tenant(&self, tenant: &str) -> usize {
         let Some(index) = self.tenants.get(tenant) else {
             return 0;

@@ -43,6 +43,11 @@ pub enum Classification {
     /// 410 Gone: the receiver asked us to stop; the subscription is disabled
     /// and no further attempt is made.
     Gone,
+    /// Nothing was sent: the task's sealed credentials do not open with the
+    /// configured keys. Retrying cannot help until an operator fixes
+    /// `api.secret_key` / `api.previous_secret_keys`, so the task is parked
+    /// as a dead letter at once, to be replayed after the fix.
+    Unsendable,
 }
 
 /// Classifies an HTTP status.

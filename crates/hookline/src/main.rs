@@ -44,6 +44,18 @@ enum Service {
     Api,
 }
 
+impl Service {
+    /// The configuration key and address of the service's listener.
+    fn listener(self, settings: &Settings) -> (&'static str, std::net::SocketAddr) {
+        match self {
+            Service::Ingest => ("ingest.listen", settings.ingest.listen),
+            Service::Fanout => ("fanout.listen", settings.fanout.listen),
+            Service::Deliverer => ("deliverer.listen", settings.deliverer.listen),
+            Service::Api => ("api.listen", settings.api.listen),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Verify(args) = &cli.command {
@@ -69,6 +81,16 @@ fn main() -> ExitCode {
         ],
         Command::Verify(_) => unreachable!("handled above"),
     };
+    for service in &services {
+        let (key, listen) = service.listener(&settings);
+        let is_ingest = *service == Service::Ingest;
+        if let Err(error) =
+            hookline_config::refuse_development_defaults(&settings, key, listen, is_ingest)
+        {
+            eprintln!("hookline: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

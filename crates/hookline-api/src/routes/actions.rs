@@ -6,7 +6,6 @@ use axum::Json;
 use chrono::Utc;
 use hookline_deliverer::record::{attempt_json, attempt_record};
 use hookline_model::retry::Classification;
-use hookline_model::sealed;
 use hookline_proto::AttemptStatus;
 use hookline_signature::{generate_secret, SignatureScheme};
 use serde_json::Value;
@@ -36,7 +35,7 @@ pub(super) async fn test_send(
     let row = subscriptions::get(pool, &tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("subscription", &id))?;
-    let task = task::test_task(&row, &event_type, state.secret_key(), Utc::now())?;
+    let task = task::test_task(&row, &event_type, state.keyring(), Utc::now())?;
     let result = state.sender.send(&task).await;
     let status = if result.classification == Classification::Succeeded {
         AttemptStatus::Succeeded
@@ -78,7 +77,7 @@ pub(super) async fn rotate_secret(
 ) -> Result<Json<Value>, ApiError> {
     caller.check_tenant(&tenant)?;
     let pool = state.db.pool()?;
-    let key = state.secret_key();
+    let keyring = state.keyring();
     let overlap = chrono::Duration::from_std(state.config.api.secret_rotation_overlap)
         .unwrap_or_else(|_| chrono::Duration::hours(24));
     let mut secret = String::new();
@@ -90,7 +89,8 @@ pub(super) async fn rotate_secret(
             Some(given) => validate::secret(&scheme, given)?,
             None => generate_secret(),
         };
-        let old = std::mem::replace(&mut row.secret_sealed, sealed::seal(key, &secret));
+        let new = views::seal_secret(keyring, &row.id, &secret)?;
+        let old = std::mem::replace(&mut row.secret_sealed, new);
         row.previous_secret_sealed = Some(old);
         row.previous_secret_expires_at = Some(Utc::now() + overlap);
         Ok::<_, ApiError>(())
@@ -98,5 +98,5 @@ pub(super) async fn rotate_secret(
     .await?
     .ok_or_else(|| ApiError::not_found("subscription", &id))?;
     state.notifier.changed(&tenant, &id, Change::Upserted).await;
-    Ok(Json(views::subscription(&row, Some(&secret))))
+    Ok(Json(views::subscription(keyring, &row, Some(&secret))?))
 }

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use hookline_signature::{Secret, SignatureScheme};
 use serde_json::{Map, Value};
 
+use hookline_model::sealed::Keyring;
+
+use super::views;
 use crate::error::ApiError;
 use crate::store::subscriptions::SubscriptionRow;
 use crate::validate::{self, Rules};
@@ -50,9 +53,8 @@ impl Draft {
     /// The starting point of a PATCH: the stored values and the opened
     /// secret. A stored scheme always deserializes (it was validated on the
     /// way in); should one not, it reads as `standard`.
-    pub fn from_row(row: &SubscriptionRow, secret: String) -> Self {
-        let headers = row
-            .headers
+    pub fn from_row(row: &SubscriptionRow, secret: String, headers: &Value) -> Self {
+        let headers = headers
             .as_object()
             .map(|m| {
                 m.iter()
@@ -72,18 +74,20 @@ impl Draft {
         }
     }
 
-    /// Writes the fields back into a row; the secret is sealed only when the
-    /// body changed it.
-    pub fn write_to(&self, row: &mut SubscriptionRow, secret_key: &str) {
+    /// Writes the fields back into a row; headers are sealed afresh, the
+    /// secret only when the body changed it.
+    pub fn write_to(&self, row: &mut SubscriptionRow, keyring: &Keyring) -> Result<(), ApiError> {
         row.name = self.name.clone();
         row.url = self.url.clone();
         row.event_types = self.event_types.clone();
         row.enabled = self.enabled;
         row.signature = self.signature_json();
-        row.headers = self.headers_json();
+        row.headers = Value::Object(Map::new());
+        row.headers_sealed = views::seal_headers(keyring, &row.id, &self.headers)?;
         if let (true, Some(secret)) = (self.secret_changed, &self.secret) {
-            row.secret_sealed = hookline_model::sealed::seal(secret_key, secret);
+            row.secret_sealed = views::seal_secret(keyring, &row.id, secret)?;
         }
+        Ok(())
     }
 
     /// The `signature` column.
@@ -174,16 +178,6 @@ impl Draft {
                 .chain(h.timestamp_header.as_deref())
                 .collect(),
         }
-    }
-
-    /// The `headers` column.
-    pub fn headers_json(&self) -> Value {
-        Value::Object(
-            self.headers
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
-        )
     }
 }
 

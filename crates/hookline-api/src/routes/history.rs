@@ -106,7 +106,7 @@ pub(super) async fn replay(
             "the subscription of this dead letter is disabled; enable it to replay",
         ));
     }
-    task::refresh(&mut task, &subscription, state.secret_key(), Utc::now())?;
+    task::refresh(&mut task, &subscription, state.keyring(), Utc::now())?;
     task.schema_version = SCHEMA_VERSION;
     task.attempt = 1;
     task.deferrals = 0;

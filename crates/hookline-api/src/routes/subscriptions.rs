@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
-use hookline_model::{ids, sealed};
+use hookline_model::ids;
 use hookline_signature::generate_secret;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::draft::Draft;
 use super::views;
@@ -32,18 +32,21 @@ pub(super) async fn create(
     draft.apply(&body, &state.rules, true)?;
     let secret = draft.secret.clone().unwrap_or_else(generate_secret);
     let now = Utc::now();
+    let id = ids::new_id("sub");
+    let keyring = state.keyring();
     let row = SubscriptionRow {
-        id: ids::new_id("sub"),
+        secret_sealed: views::seal_secret(keyring, &id, &secret)?,
+        headers: json!({}),
+        headers_sealed: views::seal_headers(keyring, &id, &draft.headers)?,
+        id,
         tenant: tenant.clone(),
         name: draft.name.clone(),
         url: draft.url.clone(),
         event_types: draft.event_types.clone(),
         enabled: draft.enabled,
-        secret_sealed: sealed::seal(state.secret_key(), &secret),
         previous_secret_sealed: None,
         previous_secret_expires_at: None,
         signature: draft.signature_json(),
-        headers: draft.headers_json(),
         last_attempt_at: None,
         last_status: None,
         last_response_status: None,
@@ -64,7 +67,7 @@ pub(super) async fn create(
         .await;
     Ok((
         StatusCode::CREATED,
-        Json(views::subscription(&created, Some(&secret))),
+        Json(views::subscription(keyring, &created, Some(&secret))?),
     ))
 }
 
@@ -86,9 +89,9 @@ pub(super) async fn list(
         .iter()
         .map(|row| {
             let secret = include_secret
-                .then(|| views::open_secret(state.secret_key(), &row.secret_sealed))
+                .then(|| views::open_secret(state.keyring(), row))
                 .transpose()?;
-            Ok(views::subscription(row, secret.as_deref()))
+            views::subscription(state.keyring(), row, secret.as_deref())
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(Json(views::list(data, next)))
@@ -104,8 +107,12 @@ pub(super) async fn get_one(
     let row = subscriptions::get(state.db.pool()?, &tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("subscription", &id))?;
-    let secret = views::open_secret(state.secret_key(), &row.secret_sealed)?;
-    Ok(Json(views::subscription(&row, Some(&secret))))
+    let secret = views::open_secret(state.keyring(), &row)?;
+    Ok(Json(views::subscription(
+        state.keyring(),
+        &row,
+        Some(&secret),
+    )?))
 }
 
 /// `PATCH /v1/tenants/{tenant}/subscriptions/{id}`: any writable field,
@@ -118,12 +125,13 @@ pub(super) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     caller.check_tenant(&tenant)?;
     let pool = state.db.pool()?;
-    let key = state.secret_key();
+    let keyring = state.keyring();
     let mut secret = String::new();
     let updated = subscriptions::modify(pool, &tenant, &id, |row| {
-        let mut draft = Draft::from_row(row, views::open_secret(key, &row.secret_sealed)?);
+        let headers = views::open_headers(keyring, row)?;
+        let mut draft = Draft::from_row(row, views::open_secret(keyring, row)?, &headers);
         draft.apply(&body, &state.rules, false)?;
-        draft.write_to(row, key);
+        draft.write_to(row, keyring)?;
         secret = draft.secret.unwrap_or_default();
         Ok::<_, ApiError>(())
     })
@@ -137,7 +145,7 @@ pub(super) async fn update(
         Change::Disabled
     };
     state.notifier.changed(&tenant, &id, change).await;
-    Ok(Json(views::subscription(&updated, Some(&secret))))
+    Ok(Json(views::subscription(keyring, &updated, Some(&secret))?))
 }
 
 /// `DELETE /v1/tenants/{tenant}/subscriptions/{id}`: `204`; fanouts and

@@ -1,9 +1,12 @@
 //! Delivery tasks the api builds itself: the sample of a test send, and the
 //! refresh of a replayed task from its subscription's current settings.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_deliverer::signature::to_proto;
 use hookline_model::ids;
+use hookline_model::sealed::Keyring;
 use hookline_proto::{DeliveryTask, SCHEMA_VERSION};
 use hookline_signature::SignatureScheme;
 use serde_json::json;
@@ -12,29 +15,33 @@ use super::views;
 use crate::error::ApiError;
 use crate::store::subscriptions::SubscriptionRow;
 
-/// Points `task` at the subscription as it is now: URL, secrets (current,
-/// and the previous one during its overlap), scheme and static headers. A
-/// replay goes where the customer has since moved it, signed with the
-/// secret they hold now.
+/// Points `task` at the subscription as it is now: URL, sealed secrets
+/// (current, and the previous one during its overlap), scheme and sealed
+/// static headers. A replay goes where the customer has since moved it,
+/// signed with the secret they hold now.
 pub(super) fn refresh(
     task: &mut DeliveryTask,
     row: &SubscriptionRow,
-    secret_key: &str,
+    keyring: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let scheme: SignatureScheme = serde_json::from_value(row.signature.clone()).unwrap_or_default();
     task.url = row.url.clone();
-    task.secrets = views::signing_secrets(secret_key, row, now)?;
     task.signature = Some(to_proto(&scheme));
-    task.headers = row
-        .headers
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    task.secrets.clear();
+    task.headers.clear();
+    task.sealed_secrets = views::sealed_signing_secrets(row, now);
+    task.sealed_headers = match &row.headers_sealed {
+        Some(sealed) => sealed.clone().into(),
+        // A row not yet re-sealed: seal its clear headers for the trip.
+        None => {
+            let headers: BTreeMap<String, String> =
+                serde_json::from_value(row.headers.clone()).unwrap_or_default();
+            views::seal_headers(keyring, &row.id, &headers)?
+                .unwrap_or_default()
+                .into()
+        }
+    };
     Ok(())
 }
 
@@ -43,7 +50,7 @@ pub(super) fn refresh(
 pub(super) fn test_task(
     row: &SubscriptionRow,
     event_type: &str,
-    secret_key: &str,
+    keyring: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<DeliveryTask, ApiError> {
     let event_id = format!("evt_test_{}", ulid::Ulid::new());
@@ -68,6 +75,6 @@ pub(super) fn test_task(
         test: true,
         ..DeliveryTask::default()
     };
-    refresh(&mut task, row, secret_key, now)?;
+    refresh(&mut task, row, keyring, now)?;
     Ok(task)
 }

@@ -1,7 +1,10 @@
 //! The JSON shapes the contract fixes, rendered from stored rows.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_model::sealed;
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use hookline_model::sealed::{self, Keyring, OpenError, SealError};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -14,7 +17,13 @@ pub(super) fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 /// A subscription; `secret` is shown only where the contract shows it.
-pub(super) fn subscription(row: &SubscriptionRow, secret: Option<&str>) -> Value {
+/// Static headers are opened for the reply: the tenant wrote them and may
+/// read them back.
+pub(super) fn subscription(
+    keyring: &Keyring,
+    row: &SubscriptionRow,
+    secret: Option<&str>,
+) -> Result<Value, ApiError> {
     let mut value = json!({
         "id": row.id,
         "name": row.name,
@@ -22,7 +31,7 @@ pub(super) fn subscription(row: &SubscriptionRow, secret: Option<&str>) -> Value
         "event_types": row.event_types,
         "enabled": row.enabled,
         "signature": row.signature,
-        "headers": row.headers,
+        "headers": open_headers(keyring, row)?,
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
         "last_attempt_at": row.last_attempt_at.map(timestamp),
@@ -33,7 +42,7 @@ pub(super) fn subscription(row: &SubscriptionRow, secret: Option<&str>) -> Value
     if let Some(secret) = secret {
         value["secret"] = Value::String(secret.to_string());
     }
-    value
+    Ok(value)
 }
 
 /// A dead letter.
@@ -55,31 +64,72 @@ pub(super) fn list(data: Vec<Value>, next_cursor: Option<String>) -> Value {
     json!({ "data": data, "next_cursor": next_cursor })
 }
 
-/// Opens a sealed secret. Failing means `api.secret_key` changed or the row
-/// is corrupt: an operator's problem, hence a 500 that says so.
-pub(super) fn open_secret(secret_key: &str, sealed_secret: &[u8]) -> Result<String, ApiError> {
-    sealed::open(secret_key, sealed_secret).map_err(|e| {
-        tracing::error!(error = %e, "a stored subscription secret does not open");
-        ApiError::Internal(
-            "a stored secret cannot be opened with the configured api.secret_key".into(),
-        )
-    })
+/// A stored value that no configured key opens: `api.secret_key` changed
+/// without its predecessor in `api.previous_secret_keys`, or the row is
+/// corrupt. An operator's problem, hence a 500 that says so.
+fn unopenable(error: OpenError) -> ApiError {
+    tracing::error!(%error, "a stored subscription secret or header does not open");
+    ApiError::Internal(format!("a stored secret cannot be opened: {error}"))
 }
 
-/// The secrets a delivery is signed with now: the current one, and the
-/// rotated-out one while its overlap lasts (newest first).
-pub(super) fn signing_secrets(
-    secret_key: &str,
-    row: &SubscriptionRow,
-    now: DateTime<Utc>,
-) -> Result<Vec<String>, ApiError> {
-    let mut secrets = vec![open_secret(secret_key, &row.secret_sealed)?];
+fn unsealable(error: SealError) -> ApiError {
+    ApiError::Internal(error.to_string())
+}
+
+/// Opens the current sealed secret of `row`.
+pub(super) fn open_secret(keyring: &Keyring, row: &SubscriptionRow) -> Result<String, ApiError> {
+    keyring
+        .open_string(&sealed::subscription_secret(&row.id), &row.secret_sealed)
+        .map_err(unopenable)
+}
+
+/// Seals a signing secret for the subscription `id`.
+pub(super) fn seal_secret(keyring: &Keyring, id: &str, secret: &str) -> Result<Vec<u8>, ApiError> {
+    keyring
+        .seal(&sealed::subscription_secret(id), secret.as_bytes())
+        .map_err(unsealable)
+}
+
+/// The static headers of `row` as an object, opened (or as a row written
+/// before sealing holds them).
+pub(super) fn open_headers(keyring: &Keyring, row: &SubscriptionRow) -> Result<Value, ApiError> {
+    let Some(sealed_headers) = &row.headers_sealed else {
+        return Ok(row.headers.clone());
+    };
+    let json = keyring
+        .open(&sealed::subscription_headers(&row.id), sealed_headers)
+        .map_err(unopenable)?;
+    serde_json::from_slice(&json).map_err(|_| unopenable(OpenError::Corrupt))
+}
+
+/// Seals static headers for the subscription `id`; `None` when there are
+/// none.
+pub(super) fn seal_headers(
+    keyring: &Keyring,
+    id: &str,
+    headers: &BTreeMap<String, String>,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    if headers.is_empty() {
+        return Ok(None);
+    }
+    let json = serde_json::to_vec(headers).map_err(|e| ApiError::Internal(e.to_string()))?;
+    keyring
+        .seal(&sealed::subscription_headers(id), &json)
+        .map(Some)
+        .map_err(unsealable)
+}
+
+/// The sealed secrets a delivery is signed with now: the current one, and
+/// the rotated-out one while its overlap lasts (newest first). They travel
+/// sealed; only the deliverer opens them.
+pub(super) fn sealed_signing_secrets(row: &SubscriptionRow, now: DateTime<Utc>) -> Vec<Bytes> {
+    let mut secrets = vec![Bytes::from(row.secret_sealed.clone())];
     if let (Some(previous), Some(expires)) =
         (&row.previous_secret_sealed, row.previous_secret_expires_at)
     {
         if expires > now {
-            secrets.push(open_secret(secret_key, previous)?);
+            secrets.push(Bytes::from(previous.clone()));
         }
     }
-    Ok(secrets)
+    secrets
 }

@@ -251,20 +251,3 @@ pub(crate) fn cursor_of(record: &AttemptRecord) -> Cursor {
         id: record.id.clone(),
     }
 }
-
-/// Deletes up to `chunk` attempts older than `cutoff`; returns how many, so
-/// the caller can loop until a short chunk without holding one long lock.
-pub(crate) async fn delete_older_than(
-    pool: &PgPool,
-    cutoff: DateTime<Utc>,
-    chunk: i64,
-) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at < $1 ORDER BY at LIMIT $2)",
-    )
-    .bind(cutoff)
-    .bind(chunk)
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected())
-}

@@ -31,8 +31,12 @@ pub(crate) struct SubscriptionRow {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     /// The contract's `signature` object.
     pub signature: Value,
-    /// Static headers, an object of strings.
+    /// Static headers in clear, as versions before header sealing wrote
+    /// them; `{}` once the row is written or re-sealed by this version.
     pub headers: Value,
+    /// Static headers as a sealed JSON object (`hookline_model::sealed`);
+    /// `None` when there are none or the row predates sealing.
+    pub headers_sealed: Option<Vec<u8>>,
     /// Time of the newest recorded attempt.
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// Its status.
@@ -48,7 +52,7 @@ pub(crate) struct SubscriptionRow {
 }
 
 const COLUMNS: &str = "id, tenant, name, url, event_types, enabled, secret_sealed, previous_secret_sealed, \
-     previous_secret_expires_at, signature, headers, last_attempt_at, last_status, last_response_status, \
+     previous_secret_expires_at, signature, headers, headers_sealed, last_attempt_at, last_status, last_response_status, \
      last_error, created_at, updated_at";
 
 fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
@@ -64,6 +68,7 @@ fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
         previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
         signature: row.try_get("signature")?,
         headers: row.try_get("headers")?,
+        headers_sealed: row.try_get("headers_sealed")?,
         last_attempt_at: row.try_get("last_attempt_at")?,
         last_status: row.try_get("last_status")?,
         last_response_status: row.try_get("last_response_status")?,
@@ -145,8 +150,8 @@ pub(crate) async fn insert(
         return Ok(None);
     }
     let sql = format!(
-        "INSERT INTO subscriptions (id, tenant, name, url, event_types, enabled, secret_sealed, signature, headers) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        "INSERT INTO subscriptions (id, tenant, name, url, event_types, enabled, secret_sealed, signature, headers, \
+         headers_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql)
         .bind(&new.id)
@@ -158,6 +163,7 @@ pub(crate) async fn insert(
         .bind(&new.secret_sealed)
         .bind(&new.signature)
         .bind(&new.headers)
+        .bind(&new.headers_sealed)
         .fetch_one(&mut *tx)
         .await?;
     let created = read(&row)?;
@@ -195,7 +201,7 @@ where
     let sql = format!(
         "UPDATE subscriptions SET name = $3, url = $4, event_types = $5, enabled = $6, secret_sealed = $7, \
          previous_secret_sealed = $8, previous_secret_expires_at = $9, signature = $10, headers = $11, \
-         updated_at = now() WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
+         headers_sealed = $12, updated_at = now() WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     let updated = sqlx::query(&sql)
         .bind(tenant)
@@ -209,6 +215,7 @@ where
         .bind(row.previous_secret_expires_at)
         .bind(&row.signature)
         .bind(&row.headers)
+        .bind(&row.headers_sealed)
         .fetch_one(&mut *tx)
         .await?;
     let updated = read(&updated)?;

@@ -15,6 +15,19 @@ const MAX_NAME_BYTES: usize = 256;
 /// Names the deliverer sets on every request, compared case-insensitively;
 /// `webhook-*` is reserved as a family.
 const RESERVED: [&str; 4] = ["host", "content-length", "content-type", "user-agent"];
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and their kin: they describe one
+/// connection, not the message, and a static one could smuggle a second
+/// request or break the deliverer's connection reuse. `proxy-*` is refused
+/// as a family.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::invalid("invalid_headers", message)
@@ -60,6 +73,11 @@ pub(crate) fn headers(
         if lower.starts_with("webhook-") || RESERVED.contains(&lower.as_str()) {
             return Err(invalid(format!(
                 "headers: `{name}` is set by Hookline and cannot be overridden"
+            )));
+        }
+        if lower.starts_with("proxy-") || HOP_BY_HOP.contains(&lower.as_str()) {
+            return Err(invalid(format!(
+                "headers: `{name}` is a hop-by-hop header and cannot be sent as a static header"
             )));
         }
         if signature_headers
@@ -145,6 +163,23 @@ mod tests {
             "content-length",
             "Content-Type",
             "USER-AGENT",
+        ] {
+            assert!(rejected(json!({ name: "x" })), "{name}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_rejected_in_any_case() {
+        for name in [
+            "Connection",
+            "keep-alive",
+            "Transfer-Encoding",
+            "TE",
+            "Trailer",
+            "upgrade",
+            "Expect",
+            "Proxy-Authorization",
+            "proxy-connection",
         ] {
             assert!(rejected(json!({ name: "x" })), "{name}");
         }
