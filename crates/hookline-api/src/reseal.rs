@@ -132,8 +132,10 @@ async fn reseal_all(
         }
         tx.commit().await?;
         count += changed.len() as u64;
-        // Fanouts copy sealed values into tasks: have them reload the rows.
-        for (tenant, id) in changed {
+        // Fanouts copy sealed values into tasks: have them reload the rows,
+        // with one notice per tenant (a notice reloads the whole tenant).
+        let tenants: BTreeMap<String, String> = changed.into_iter().collect();
+        for (tenant, id) in tenants {
             notifier.changed(&tenant, &id, Change::Upserted).await;
         }
     }

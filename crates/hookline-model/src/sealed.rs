@@ -130,9 +130,17 @@ impl Keyring {
     /// Opens what [`Keyring::seal`] produced for the same `aad`, with
     /// whichever configured key sealed it.
     pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
-        let Some(rest) = sealed.strip_prefix(MAGIC.as_slice()) else {
-            return self.open_legacy(sealed);
-        };
+        match sealed.strip_prefix(MAGIC.as_slice()) {
+            // One legacy value in 65,536 has a nonce that starts like the
+            // header: it opens on the second try.
+            Some(rest) => self
+                .open_current(aad, rest)
+                .or_else(|error| self.open_legacy(sealed).map_err(|_| error)),
+            None => self.open_legacy(sealed),
+        }
+    }
+
+    fn open_current(&self, aad: &str, rest: &[u8]) -> Result<Vec<u8>, OpenError> {
         if rest.len() < KEY_ID_LEN + NONCE_LEN {
             return Err(OpenError::Corrupt);
         }
