@@ -10,3 +10,4 @@ mod crashes;
 mod database;
 mod poison;
 mod quorum;
+mod tls;

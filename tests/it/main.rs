@@ -2,12 +2,14 @@
 //! database and an HTTP receiver on loopback. One binary, a module per area.
 
 mod api;
+mod control;
 mod fairness;
 mod ingest;
 mod metrics;
 mod observability;
 mod pipeline;
 mod receivers;
+mod redelivery;
 mod retries;
 mod security;
 mod shutdown;

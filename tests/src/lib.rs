@@ -8,6 +8,7 @@ pub mod env;
 pub mod faults;
 pub mod receiver;
 pub mod signature;
+pub mod tls;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

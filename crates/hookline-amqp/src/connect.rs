@@ -1,10 +1,12 @@
 //! Connecting, and the reconnecting session loop.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_runtime::Readiness;
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 use prometheus::IntCounter;
@@ -20,17 +22,58 @@ pub fn nodes(url: &str) -> impl Iterator<Item = &str> {
         .filter(|node| !node.is_empty())
 }
 
-/// Opens a connection on the tokio runtime, named for the broker's UI, to
-/// the first node of `url` that answers: with a cluster's nodes listed, a
-/// lost node costs one reconnect, which lands on the next node.
+/// Where the broker is (`amqp.url`, one node or a cluster's) and the extra
+/// CA that `amqps://` nodes may be signed by (`amqp.ca_file`).
+#[derive(Clone, Debug, Default)]
+pub struct Broker {
+    url: String,
+    ca_file: Option<PathBuf>,
+}
+
+impl Broker {
+    /// A broker at `url`; `amqps://` nodes are verified against the system's
+    /// roots plus `ca_file`.
+    pub fn new(url: impl Into<String>, ca_file: Option<PathBuf>) -> Self {
+        Self {
+            url: url.into(),
+            ca_file,
+        }
+    }
+
+    /// From the `amqp.*` settings.
+    pub fn from_settings(amqp: &hookline_config::AmqpSettings) -> Self {
+        Self::new(amqp.url.expose(), amqp.ca_file.clone())
+    }
+}
+
+/// Opens a connection to `url` (no extra CA), named for the broker's UI.
 pub async fn connect(url: &str, name: &str) -> Result<Connection, AmqpError> {
+    connect_to(&Broker::new(url, None), name).await
+}
+
+/// Opens a connection on the tokio runtime, named for the broker's UI, to
+/// the first node of the broker that answers: with a cluster's nodes
+/// listed, a lost node costs one reconnect, which lands on the next node.
+pub async fn connect_to(broker: &Broker, name: &str) -> Result<Connection, AmqpError> {
+    // Read at each connect: rare, and a renewed CA file is picked up
+    // without a restart.
+    let cert_chain = match &broker.ca_file {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            AmqpError::Unavailable(format!("amqp.ca_file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
     let mut last_error = None;
-    for node in nodes(url) {
+    for node in nodes(&broker.url) {
         let properties = ConnectionProperties::default()
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio)
             .with_connection_name(name.to_string().into());
-        match Connection::connect(node, properties).await {
+        let tls = OwnedTLSConfig {
+            identity: None,
+            cert_chain: cert_chain.clone(),
+        };
+        match Connection::connect_with_config(node, properties, tls).await {
             Ok(connection) => return Ok(connection),
             Err(error) => last_error = Some(error),
         }
@@ -53,8 +96,8 @@ mod tests {
 /// What a reconnecting consumer needs besides its own work.
 #[derive(Clone)]
 pub struct SessionContext {
-    /// Broker URL.
-    pub url: String,
+    /// The broker.
+    pub broker: Broker,
     /// Connection name shown in RabbitMQ.
     pub name: String,
     /// Pause between reconnection attempts.
@@ -83,7 +126,7 @@ where
             ctx.reconnects.inc();
         }
         first = false;
-        match connect(&ctx.url, &ctx.name).await {
+        match connect_to(&ctx.broker, &ctx.name).await {
             Ok(connection) => {
                 let connection = Arc::new(connection);
                 let result = session(connection.clone()).await;

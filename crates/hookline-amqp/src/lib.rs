@@ -12,11 +12,13 @@ pub mod shared;
 pub mod topology;
 
 pub use ack::{AckFrame, AckLedger};
-pub use connect::{connect, header_str, supervise, SessionContext};
+pub use connect::{connect, connect_to, header_str, supervise, Broker, SessionContext};
 pub use control::subscribe_control;
 pub use error::AmqpError;
 pub use publisher::{protobuf_properties, ConfirmedPublisher, PendingConfirm};
 pub use shared::{SharedPublisher, SharedPublisherConfig};
-pub use topology::{declare, declare_lane, Topology, LANE_TTL};
+pub use topology::{
+    declare, declare_lane, redelivered_too_often, Topology, DELIVERY_LIMIT, LANE_TTL,
+};
 
 pub use lapin;

@@ -1,14 +1,18 @@
-//! A publisher for request handlers (ingest, the api): connections come from
-//! a deadpool-lapin pool that replaces broken ones, and one confirm-mode
-//! channel is shared by all requests until it fails, then reopened lazily.
+//! A publisher for request handlers (ingest, the api): one confirm-mode
+//! channel is shared by all requests until it fails, then reopened lazily,
+//! on a connection that is itself replaced when it breaks. One channel needs
+//! one connection, so there is no pool: a pool of one only hid which node
+//! of a cluster, and which CA, it connected with.
 
 use std::time::Duration;
 
-use deadpool_lapin::{Config, Pool, Runtime};
-use lapin::{BasicProperties, ConnectionProperties};
+use std::sync::Arc;
+
+use lapin::{BasicProperties, Connection};
 use prometheus::Histogram;
 use tokio::sync::Mutex;
 
+use crate::connect::{connect_to, Broker};
 use crate::error::AmqpError;
 use crate::publisher::ConfirmedPublisher;
 use crate::topology::{declare, Topology};
@@ -16,8 +20,8 @@ use crate::topology::{declare, Topology};
 /// Settings of a [`SharedPublisher`].
 #[derive(Clone, Debug)]
 pub struct SharedPublisherConfig {
-    /// Broker URL.
-    pub url: String,
+    /// The broker.
+    pub broker: Broker,
     /// Connection name shown in RabbitMQ.
     pub name: String,
     /// Outstanding confirms allowed.
@@ -30,31 +34,26 @@ pub struct SharedPublisherConfig {
 
 /// Publishes with confirms, reconnecting as needed.
 pub struct SharedPublisher {
-    pool: Pool,
-    current: Mutex<Option<ConfirmedPublisher>>,
+    current: Mutex<Current>,
     config: SharedPublisherConfig,
     confirm_seconds: Option<Histogram>,
 }
 
+/// The connection and the channel on it, both replaced when broken.
+#[derive(Default)]
+struct Current {
+    connection: Option<Arc<Connection>>,
+    publisher: Option<ConfirmedPublisher>,
+}
+
 impl SharedPublisher {
-    /// Builds the pool; connects lazily.
+    /// Connects lazily, on the first publish.
     pub fn new(
         config: SharedPublisherConfig,
         confirm_seconds: Option<Histogram>,
     ) -> Result<Self, AmqpError> {
-        let pool = Config {
-            url: Some(config.url.clone()),
-            pool: None,
-            connection_properties: ConnectionProperties::default()
-                .with_executor(tokio_executor_trait::Tokio::current())
-                .with_reactor(tokio_reactor_trait::Tokio)
-                .with_connection_name(config.name.clone().into()),
-        }
-        .create_pool(Some(Runtime::Tokio1))
-        .map_err(|e| AmqpError::Unavailable(e.to_string()))?;
         Ok(Self {
-            pool,
-            current: Mutex::new(None),
+            current: Mutex::new(Current::default()),
             config,
             confirm_seconds,
         })
@@ -63,16 +62,19 @@ impl SharedPublisher {
     /// A usable confirm-mode channel, opening one when there is none.
     pub async fn publisher(&self) -> Result<ConfirmedPublisher, AmqpError> {
         let mut current = self.current.lock().await;
-        if let Some(publisher) = current.as_ref().filter(|p| p.is_usable()) {
+        if let Some(publisher) = current.publisher.as_ref().filter(|p| p.is_usable()) {
             return Ok(publisher.clone());
         }
-        *current = None;
+        current.publisher = None;
+        let cached = current
+            .connection
+            .clone()
+            .filter(|c| c.status().connected());
         let open = async {
-            let connection = self
-                .pool
-                .get()
-                .await
-                .map_err(|e| AmqpError::Unavailable(e.to_string()))?;
+            let connection = match cached {
+                Some(connection) => connection,
+                None => Arc::new(connect_to(&self.config.broker, &self.config.name).await?),
+            };
             let publisher = ConfirmedPublisher::open(
                 &connection,
                 self.config.window,
@@ -80,12 +82,13 @@ impl SharedPublisher {
             )
             .await?;
             declare(publisher.channel(), &self.config.topology).await?;
-            Ok::<_, AmqpError>(publisher)
+            Ok::<_, AmqpError>((connection, publisher))
         };
-        let publisher = tokio::time::timeout(self.config.timeout, open)
+        let (connection, publisher) = tokio::time::timeout(self.config.timeout, open)
             .await
             .map_err(|_| AmqpError::Timeout)??;
-        *current = Some(publisher.clone());
+        current.connection = Some(connection);
+        current.publisher = Some(publisher.clone());
         Ok(publisher)
     }
 
@@ -124,7 +127,7 @@ impl SharedPublisher {
     /// wait for it, the caller's deadline has passed.
     pub async fn invalidate(&self) {
         if let Ok(mut current) = self.current.try_lock() {
-            *current = None;
+            current.publisher = None;
         }
     }
 
@@ -133,6 +136,7 @@ impl SharedPublisher {
         self.current
             .lock()
             .await
+            .publisher
             .as_ref()
             .is_some_and(|p| p.is_usable())
     }

@@ -29,8 +29,29 @@ pub struct Topology {
 }
 
 /// Deliveries a quorum queue makes of one message before dead-lettering it:
-/// a backstop against a poison message that crashes its consumer.
-const DELIVERY_LIMIT: i64 = 20;
+/// a backstop against a poison message that crashes its consumer. Consumers
+/// park a message themselves one delivery before (see [`redelivered_too_often`]),
+/// so it ends with its reason and, for a task, as a real dead letter.
+pub const DELIVERY_LIMIT: i64 = 20;
+
+/// Whether a message has been delivered so often without an ack (its
+/// consumers crashed on it, or gave it back at each shutdown) that this is
+/// the last delivery before the broker dead-letters it silently. Reads the
+/// `x-delivery-count` header that quorum queues add; classic queues have no
+/// limit and no header.
+pub fn redelivered_too_often(headers: Option<&FieldTable>) -> Option<i64> {
+    let count = match headers?.inner().get("x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => *n,
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        AMQPValue::ShortInt(n) => i64::from(*n),
+        AMQPValue::ShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortShortInt(n) => i64::from(*n),
+        AMQPValue::ShortShortUInt(n) => i64::from(*n),
+        _ => return None,
+    };
+    (count >= DELIVERY_LIMIT - 1).then_some(count)
+}
 
 fn string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.to_string()))
@@ -171,4 +192,24 @@ pub async fn declare_lane(
     queue(channel, &name, args).await?;
     bind(channel, &name, LANES_EXCHANGE, subscription_id).await?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(n: i64) -> FieldTable {
+        let mut headers = FieldTable::default();
+        headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(n));
+        headers
+    }
+
+    #[test]
+    fn only_the_last_delivery_before_the_limit_counts_as_too_often() {
+        assert_eq!(redelivered_too_often(None), None);
+        assert_eq!(redelivered_too_often(Some(&FieldTable::default())), None);
+        assert_eq!(redelivered_too_often(Some(&count(3))), None);
+        assert_eq!(redelivered_too_often(Some(&count(19))), Some(19));
+        assert_eq!(redelivered_too_often(Some(&count(25))), Some(25));
+    }
 }

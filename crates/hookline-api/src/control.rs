@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hookline_amqp::names::CONTROL_EXCHANGE;
 use hookline_amqp::{AmqpError, SharedPublisher};
-use hookline_proto::{Message as _, SubscriptionChanged, SCHEMA_VERSION};
+use hookline_proto::{ChangeKind, Message as _, SubscriptionChanged};
 use lapin::options::BasicPublishOptions;
 use lapin::publisher_confirm::Confirmation;
 
@@ -21,12 +21,16 @@ pub(crate) enum Change {
 }
 
 impl Change {
-    fn as_str(self) -> &'static str {
+    fn kind(self) -> ChangeKind {
         match self {
-            Change::Upserted => "upserted",
-            Change::Deleted => "deleted",
-            Change::Disabled => "disabled",
+            Change::Upserted => ChangeKind::Upserted,
+            Change::Deleted => ChangeKind::Deleted,
+            Change::Disabled => ChangeKind::Disabled,
         }
+    }
+
+    fn as_str(self) -> &'static str {
+        self.kind().as_str_name()
     }
 }
 
@@ -46,12 +50,7 @@ impl Notifier {
     /// already in PostgreSQL, and fanouts also reload periodically, so the
     /// request that made it still succeeds.
     pub async fn changed(&self, tenant: &str, subscription_id: &str, change: Change) {
-        let message = SubscriptionChanged {
-            schema_version: SCHEMA_VERSION,
-            tenant: tenant.to_string(),
-            subscription_id: subscription_id.to_string(),
-            change: change.as_str().to_string(),
-        };
+        let message = SubscriptionChanged::of(change.kind(), tenant, subscription_id);
         if let Err(error) = self.publish(&message.encode_to_vec()).await {
             tracing::warn!(
                 tenant, subscription_id, change = change.as_str(), %error,

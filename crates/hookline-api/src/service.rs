@@ -46,7 +46,7 @@ pub async fn run(
     let publisher = Arc::new(
         SharedPublisher::new(
             SharedPublisherConfig {
-                url: config.amqp.url.expose().to_string(),
+                broker: hookline_amqp::Broker::from_settings(&config.amqp),
                 name: "hookline-api".into(),
                 window: config.amqp.confirm_window,
                 timeout: config.amqp.publish_timeout,

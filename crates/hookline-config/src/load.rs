@@ -154,6 +154,10 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
         "amqp.publish_timeout" => s.amqp.publish_timeout = duration(key, v)?,
         "amqp.confirm_window" => s.amqp.confirm_window = parsed(key, v, COUNT)?,
         "amqp.reconnect_delay" => s.amqp.reconnect_delay = duration(key, v)?,
+        "amqp.ca_file" => {
+            let path = v.trim();
+            s.amqp.ca_file = (!path.is_empty()).then(|| path.into());
+        }
         "database.url" => s.database.url = Secret::new(v),
         "database.max_connections" => s.database.max_connections = parsed(key, v, COUNT)?,
         "ingest.listen" => s.ingest.listen = parsed(key, v, ADDR)?,
@@ -189,6 +193,7 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
         "delivery.max_inflight_per_subscription" => {
             s.delivery.max_inflight_per_subscription = parsed(key, v, COUNT)?
         }
+        "delivery.max_lanes" => s.delivery.max_lanes = parsed(key, v, COUNT)?,
         "delivery.response_excerpt_bytes" => {
             s.delivery.response_excerpt_bytes = parsed(key, v, COUNT)?
         }
@@ -240,6 +245,20 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
             "every comma-separated node must start with amqp:// or amqps://",
         ));
     }
+    if let Some(path) = &s.amqp.ca_file {
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                "amqp.ca_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(invalid(
+                "amqp.ca_file",
+                format!("{} holds no PEM certificate", path.display()),
+            ));
+        }
+    }
     let db = s.database.url.expose();
     if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
         return Err(invalid("database.url", "must start with postgres://"));
@@ -267,6 +286,9 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
             "delivery.max_inflight_per_subscription",
             "must be at least 1",
         ));
+    }
+    if s.delivery.max_lanes == 0 {
+        return Err(invalid("delivery.max_lanes", "must be at least 1"));
     }
     if s.fanout.prefetch == 0 {
         return Err(invalid("fanout.prefetch", "must be at least 1"));

@@ -54,6 +54,9 @@ pub struct AmqpSettings {
     pub confirm_window: usize,
     /// Delay between reconnection attempts.
     pub reconnect_delay: Duration,
+    /// A PEM file of CA certificates that `amqps://` nodes may be signed by,
+    /// besides the system's roots (a private CA, a managed broker's own).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// PostgreSQL settings.
@@ -122,6 +125,8 @@ pub struct DeliverySettings {
     pub max_inflight_per_subscription: usize,
     /// Bytes of a response body kept as the attempt's error excerpt.
     pub response_excerpt_bytes: usize,
+    /// Slow lanes one deliverer consumes at once; bounds their memory.
+    pub max_lanes: usize,
 }
 
 /// Api settings.
@@ -220,6 +225,7 @@ impl Default for Settings {
                 publish_timeout: Duration::from_secs(5),
                 confirm_window: 1024,
                 reconnect_delay: Duration::from_secs(1),
+                ca_file: None,
             },
             database: DatabaseSettings {
                 url: Secret::new("postgres://postgres@127.0.0.1:5432/hookline"),
@@ -252,6 +258,7 @@ impl Default for Settings {
                 retry_share_percent: 25,
                 max_inflight_per_subscription: 32,
                 response_excerpt_bytes: 1024,
+                max_lanes: 64,
             },
             api: ApiSettings {
                 listen: addr("127.0.0.1:8081"),

@@ -13,8 +13,8 @@ use hookline_model::sealed::Keyring;
 pub struct DelivererConfig {
     /// `/metrics` and health.
     pub listen: SocketAddr,
-    /// Broker URL.
-    pub amqp_url: String,
+    /// The broker's nodes and extra CA (`amqp.url`, `amqp.ca_file`).
+    pub broker: hookline_amqp::Broker,
     /// Queues to declare.
     pub topology: Topology,
     /// Outstanding confirms per channel.
@@ -43,7 +43,7 @@ impl DelivererConfig {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             listen: settings.deliverer.listen,
-            amqp_url: settings.amqp.url.expose().to_string(),
+            broker: hookline_amqp::Broker::from_settings(&settings.amqp),
             topology: Topology {
                 queue_type: settings.amqp.queue_type,
                 retry_delays: settings.delivery.retry_delays.clone(),

@@ -6,7 +6,7 @@ use chrono::Utc;
 use hookline_amqp::names::{wait_queue, DEAD_QUEUE, ERROR_HEADER, OUTCOMES_EXCHANGE};
 use hookline_amqp::{protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::format_duration;
-use hookline_model::retry::{Classification, RetryPolicy, Step};
+use hookline_model::retry::{Classification, RetryPolicy, StatusClass, Step};
 use hookline_proto::{AttemptStatus, DeadLetter, DeliveryTask, Message, SCHEMA_VERSION};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
@@ -79,7 +79,13 @@ impl Handler {
     /// Handles one raw message from a deliveries queue; `from_lane` when it
     /// came from its subscription's slow lane (it then waits its turn
     /// there instead of being diverted again).
-    pub async fn handle(&self, payload: &[u8], slots: &Slots, from_lane: bool) -> Disposition {
+    pub async fn handle(
+        &self,
+        payload: &[u8],
+        headers: Option<&FieldTable>,
+        slots: &Slots,
+        from_lane: bool,
+    ) -> Disposition {
         let task = match DeliveryTask::decode(payload) {
             Ok(task) if task.schema_version == SCHEMA_VERSION => task,
             Ok(task) => {
@@ -96,6 +102,25 @@ impl Handler {
                     .await
             }
         };
+        if let Some(count) = hookline_amqp::redelivered_too_often(headers) {
+            let error = format!(
+                "delivered {count} times without being acked (deliverers crashed on it or gave it \
+                 back); parked before the broker's delivery limit of {}",
+                hookline_amqp::DELIVERY_LIMIT
+            );
+            let result = SendResult {
+                classification: Classification::Redelivered,
+                status_class: StatusClass::Connect,
+                response_status: None,
+                duration: std::time::Duration::ZERO,
+                error: Some(error),
+                retry_after: None,
+            };
+            return match self.after_send(&task, &result).await {
+                Ok(()) => Disposition::Ack,
+                Err(_) => Disposition::Requeue,
+            };
+        }
         if !task.test && self.revocations.is_revoked(&task.subscription_id) {
             tracing::info!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, outcome = "dropped", "subscription deleted or disabled; task dropped");
             return Disposition::Ack;
@@ -107,7 +132,15 @@ impl Handler {
         };
         let ticket = match admission {
             Admission::Admitted(ticket) => ticket,
-            Admission::Defer => return self.defer(&task).await,
+            Admission::Defer if self.lanes.has_room(&task.subscription_id) => {
+                return self.defer(&task).await
+            }
+            // Every lane this deliverer may consume is taken: wait here,
+            // holding no worker slot, rather than in a lane nobody reads.
+            Admission::Defer => match self.fairness.admit_patiently(&task.subscription_id).await {
+                Admission::Admitted(ticket) => ticket,
+                Admission::Defer => return self.defer(&task).await,
+            },
         };
         // Worker slots are taken only once the subscription admits the
         // send: a task waiting on a busy endpoint holds none.
@@ -209,6 +242,11 @@ impl Handler {
                 self.metrics.unopenable.inc();
                 self.readiness.set(KEYS, false);
                 tracing::error!(event_id = %task.event_id, subscription_id = %task.subscription_id, error = ?result.error, "a task's credentials do not open with the configured keys; parking it as a dead letter (replay it once the keys are fixed)");
+                self.park_dead(task, result, now).await?;
+                AttemptStatus::Dead
+            }
+            Classification::Redelivered => {
+                tracing::error!(event_id = %task.event_id, subscription_id = %task.subscription_id, error = ?result.error, "parking a task redelivered too often as a dead letter");
                 self.park_dead(task, result, now).await?;
                 AttemptStatus::Dead
             }

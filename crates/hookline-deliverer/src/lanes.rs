@@ -22,7 +22,7 @@ use hookline_amqp::names::{lane_queue, CONTROL_EXCHANGE};
 use hookline_amqp::{declare_lane, protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::QueueType;
 use hookline_model::sync::lock;
-use hookline_proto::{DeliveryTask, Message, SubscriptionChanged, CHANGE_SLOW, SCHEMA_VERSION};
+use hookline_proto::{ChangeKind, DeliveryTask, Message, SubscriptionChanged};
 use lapin::options::QueueDeleteOptions;
 use lapin::Connection;
 use tokio::sync::{mpsc, Semaphore};
@@ -67,6 +67,16 @@ impl LaneBook {
     pub fn all(&self) -> Vec<LaneId> {
         lock(&self.known).iter().cloned().collect()
     }
+
+    /// Lanes consumed now.
+    pub fn len(&self) -> usize {
+        lock(&self.known).len()
+    }
+
+    /// Whether no lane is consumed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One session's side of the lanes: moves tasks into lanes, asks for lanes
@@ -78,6 +88,8 @@ pub struct Diverter {
     declared: Mutex<HashSet<String>>,
     noted: Mutex<HashMap<String, Instant>>,
     open: mpsc::UnboundedSender<LaneId>,
+    book: LaneBook,
+    max_lanes: usize,
 }
 
 impl Diverter {
@@ -88,6 +100,8 @@ impl Diverter {
         publisher: ConfirmedPublisher,
         queue_type: QueueType,
         open: mpsc::UnboundedSender<LaneId>,
+        book: LaneBook,
+        max_lanes: usize,
     ) -> Self {
         Self {
             connection,
@@ -96,7 +110,16 @@ impl Diverter {
             declared: Mutex::default(),
             noted: Mutex::default(),
             open,
+            book,
+            max_lanes,
         }
+    }
+
+    /// Whether a task of this subscription may go to its lane: the lane is
+    /// consumed already, or this deliverer may consume one more
+    /// (`delivery.max_lanes`). Otherwise the task waits where it is.
+    pub fn has_room(&self, subscription_id: &str) -> bool {
+        lock(&self.declared).contains(subscription_id) || self.book.len() < self.max_lanes
     }
 
     async fn declare(&self, subscription_id: &str) -> Result<String, AmqpError> {
@@ -154,12 +177,7 @@ impl Diverter {
             }
             noted.insert(lane.subscription_id.clone(), now);
         }
-        let note = SubscriptionChanged {
-            schema_version: SCHEMA_VERSION,
-            tenant: lane.tenant.clone(),
-            subscription_id: lane.subscription_id.clone(),
-            change: CHANGE_SLOW.into(),
-        };
+        let note = SubscriptionChanged::of(ChangeKind::Slow, &lane.tenant, &lane.subscription_id);
         let sent = self
             .publisher
             .broadcast(
@@ -189,6 +207,10 @@ pub struct LaneSettings {
     /// Slots every lane's sends share, so slow endpoints together cannot
     /// hold every worker slot.
     pub slots: Arc<Semaphore>,
+    /// Lanes consumed at once (`delivery.max_lanes`): with the prefetch, it
+    /// bounds the tasks lanes hold in memory to `max_lanes × prefetch`,
+    /// whatever "slow" notes arrive on the control exchange.
+    pub max_lanes: usize,
 }
 
 /// Consumes every lane asked for (by this deliverer's diversions, other
@@ -227,6 +249,13 @@ pub async fn run(
             },
         };
         if running.contains_key(&lane.subscription_id) {
+            continue;
+        }
+        if running.len() >= settings.max_lanes {
+            // Its tasks wait in the lane for another deliverer, or go back
+            // to the shared retry queue after LANE_TTL.
+            consumers.handler.metrics.lanes_refused.inc();
+            tracing::debug!(subscription_id = %lane.subscription_id, "delivery.max_lanes reached; not consuming another lane");
             continue;
         }
         running.insert(lane.subscription_id.clone(), lane.clone());

@@ -27,6 +27,11 @@ pub struct Metrics {
     pub deferred: IntCounter,
     /// `hookline_ready{service="deliverer"}`.
     pub ready: IntGauge,
+    /// `hookline_control_messages_ignored_total{service="deliverer"}`.
+    pub control_ignored: IntCounter,
+    /// `hookline_deliverer_lanes_refused_total`: lanes not consumed because
+    /// `delivery.max_lanes` were consumed already.
+    pub lanes_refused: IntCounter,
     /// `hookline_deliverer_unopenable_tasks_total`: tasks whose sealed
     /// credentials no configured key opens, parked as dead letters.
     pub unopenable: IntCounter,
@@ -74,6 +79,11 @@ impl Metrics {
                 "Tasks moved into their subscription's slow lane because it was at its in-flight cap.",
             )?,
             ready: hookline_runtime::metrics::ready_gauge("deliverer")?,
+            control_ignored: hookline_runtime::metrics::control_ignored_counter("deliverer")?,
+            lanes_refused: IntCounter::new(
+                "hookline_deliverer_lanes_refused_total",
+                "Slow lanes not consumed because delivery.max_lanes were consumed already.",
+            )?,
             unopenable: IntCounter::new(
                 "hookline_deliverer_unopenable_tasks_total",
                 "Tasks parked unsent because no configured key opens their sealed credentials.",
@@ -88,7 +98,9 @@ impl Metrics {
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.deferred.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.control_ignored.clone()))?;
         registry.register(Box::new(metrics.unopenable.clone()))?;
+        registry.register(Box::new(metrics.lanes_refused.clone()))?;
         Ok(metrics)
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hookline_amqp::AmqpError;
-use hookline_proto::{Message, SubscriptionChanged};
+use hookline_proto::{ChangeKind, Message, SubscriptionChanged};
 use lapin::Connection;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,20 +36,19 @@ impl Revocations {
         }
     }
 
-    /// Applies one change announced by the api.
-    pub fn apply(&self, change: &SubscriptionChanged) {
-        let Ok(mut revoked) = self.revoked.lock() else {
-            return;
-        };
-        match change.change.as_str() {
-            "deleted" | "disabled" => {
-                revoked.insert(change.subscription_id.clone(), Instant::now());
+    /// Applies one change announced by the api. An unknown change is
+    /// ignored: it never revives a revoked subscription.
+    pub fn apply(&self, subscription_id: &str, change: ChangeKind) {
+        let mut revoked = hookline_model::sync::lock(&self.revoked);
+        match change {
+            ChangeKind::Deleted | ChangeKind::Disabled => {
+                revoked.insert(subscription_id.to_string(), Instant::now());
+            }
+            ChangeKind::Upserted => {
+                revoked.remove(subscription_id);
             }
             // A deliverer's note about the endpoint, not a change.
-            hookline_proto::CHANGE_SLOW => {}
-            _ => {
-                revoked.remove(&change.subscription_id);
-            }
+            ChangeKind::Slow | ChangeKind::Unspecified => {}
         }
         let keep = self.keep;
         revoked.retain(|_, at| at.elapsed() < keep);
@@ -57,10 +56,7 @@ impl Revocations {
 
     /// Whether tasks of this subscription must not be sent.
     pub fn is_revoked(&self, subscription_id: &str) -> bool {
-        self.revoked
-            .lock()
-            .map(|r| r.contains_key(subscription_id))
-            .unwrap_or(false)
+        hookline_model::sync::lock(&self.revoked).contains_key(subscription_id)
     }
 }
 
@@ -71,6 +67,7 @@ pub async fn listen(
     connection: Arc<Connection>,
     revocations: Revocations,
     lanes: mpsc::UnboundedSender<LaneId>,
+    ignored: prometheus::IntCounter,
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
     let (_channel, mut consumer) =
@@ -82,14 +79,21 @@ pub async fn listen(
         };
         match next {
             Some(Ok(delivery)) => {
-                if let Ok(change) = SubscriptionChanged::decode(delivery.data.as_slice()) {
-                    if change.change == hookline_proto::CHANGE_SLOW {
+                let change = SubscriptionChanged::decode(delivery.data.as_slice()).ok();
+                match change.as_ref().and_then(|c| Some((c, c.change_kind()?))) {
+                    Some((change, ChangeKind::Slow)) => {
                         let _ = lanes.send(LaneId {
                             subscription_id: change.subscription_id.clone(),
                             tenant: change.tenant.clone(),
                         });
                     }
-                    revocations.apply(&change);
+                    Some((change, kind)) => revocations.apply(&change.subscription_id, kind),
+                    None => {
+                        ignored.inc();
+                        tracing::warn!(
+                            "ignoring a control message this version does not understand"
+                        );
+                    }
                 }
             }
             Some(Err(e)) => return Err(e.into()),
@@ -102,23 +106,20 @@ pub async fn listen(
 mod tests {
     use super::*;
 
-    fn change(id: &str, kind: &str) -> SubscriptionChanged {
-        SubscriptionChanged {
-            subscription_id: id.into(),
-            change: kind.into(),
-            ..SubscriptionChanged::default()
-        }
-    }
-
     #[test]
     fn a_deleted_or_disabled_subscription_is_revoked_until_it_is_upserted_again() {
         let r = Revocations::new(Duration::from_secs(60));
-        r.apply(&change("sub_1", "deleted"));
-        r.apply(&change("sub_2", "disabled"));
+        r.apply("sub_1", ChangeKind::Deleted);
+        r.apply("sub_2", ChangeKind::Disabled);
         assert!(r.is_revoked("sub_1") && r.is_revoked("sub_2"));
-        r.apply(&change("sub_1", "slow"));
+        r.apply("sub_1", ChangeKind::Slow);
         assert!(r.is_revoked("sub_1"), "a slow note does not revive it");
-        r.apply(&change("sub_2", "upserted"));
+        r.apply("sub_1", ChangeKind::Unspecified);
+        assert!(
+            r.is_revoked("sub_1"),
+            "an unknown change does not revive it"
+        );
+        r.apply("sub_2", ChangeKind::Upserted);
         assert!(!r.is_revoked("sub_2"));
         assert!(!r.is_revoked("sub_3"));
     }

@@ -67,7 +67,7 @@ pub async fn session(
         sender,
         policy: RetryPolicy::new(config.delivery.retry_delays.clone()),
         records,
-        metrics,
+        metrics: metrics.clone(),
         publish_successes: config.delivery.publish_successes,
         fairness: crate::fairness::Fairness::new(
             config.delivery.max_inflight_per_subscription,
@@ -78,6 +78,8 @@ pub async fn session(
             publisher.clone(),
             config.topology.queue_type,
             open_lane.clone(),
+            book.clone(),
+            config.delivery.max_lanes,
         ),
         publisher,
         revocations: revocations.clone(),
@@ -106,11 +108,17 @@ pub async fn session(
             queue_type: config.topology.queue_type,
             prefetch: config.delivery.max_inflight_per_subscription,
             slots: Arc::new(Semaphore::new(config.retry_slots())),
+            max_lanes: config.delivery.max_lanes,
         },
     );
     let lanes = tokio::spawn(lanes);
-    let control =
-        crate::revocations::listen(connection.clone(), revocations, open_lane, token.clone());
+    let control = crate::revocations::listen(
+        connection.clone(),
+        revocations,
+        open_lane,
+        metrics.control_ignored.clone(),
+        token.clone(),
+    );
     let result = {
         let first = consumers.run(Source::queue(
             DELIVERIES_QUEUE,
@@ -294,7 +302,15 @@ impl Consumers {
             let from_lane = source.lane;
             let _ = settle.send(Settle::Delivered(delivery_tag));
             self.inflight.spawn(async move {
-                let outcome = match handler.handle(&delivery.data, &slots, from_lane).await {
+                let outcome = match handler
+                    .handle(
+                        &delivery.data,
+                        delivery.properties.headers().as_ref(),
+                        &slots,
+                        from_lane,
+                    )
+                    .await
+                {
                     Disposition::Ack => Settle::Ack(delivery_tag),
                     Disposition::Requeue => Settle::Requeue(delivery_tag),
                 };

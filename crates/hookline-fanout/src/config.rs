@@ -11,8 +11,8 @@ use hookline_config::Settings;
 pub struct FanoutConfig {
     /// `/metrics` and health.
     pub listen: SocketAddr,
-    /// Broker URL.
-    pub amqp_url: String,
+    /// The broker's nodes and extra CA (`amqp.url`, `amqp.ca_file`).
+    pub broker: hookline_amqp::Broker,
     /// PostgreSQL URL (subscriptions are read, never written).
     pub database_url: String,
     /// Queues to declare.
@@ -32,7 +32,7 @@ impl FanoutConfig {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             listen: settings.fanout.listen,
-            amqp_url: settings.amqp.url.expose().to_string(),
+            broker: hookline_amqp::Broker::from_settings(&settings.amqp),
             database_url: settings.database.url.expose().to_string(),
             topology: Topology {
                 queue_type: settings.amqp.queue_type,

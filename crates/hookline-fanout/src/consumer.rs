@@ -10,7 +10,9 @@ use futures_util::StreamExt;
 use hookline_amqp::names::{
     DELIVERIES_QUEUE, ERROR_HEADER, EVENTS_QUEUE, INVALID_QUEUE, LANES_EXCHANGE,
 };
-use hookline_amqp::{declare, AmqpError, ConfirmedPublisher, PendingConfirm};
+use hookline_amqp::{
+    declare, redelivered_too_often, AmqpError, ConfirmedPublisher, PendingConfirm, DELIVERY_LIMIT,
+};
 use hookline_model::{ids, Event};
 use hookline_proto::{DeliveryTask, Message, SCHEMA_VERSION};
 use lapin::acker::Acker;
@@ -153,15 +155,22 @@ async fn fan_out(
     metrics: &Metrics,
 ) -> Result<Fanned, AmqpError> {
     let raw = &delivery.data;
-    let event = match Event::parse(raw, Utc::now(), || ids::event_id_for_message(raw)) {
+    let parsed = match redelivered_too_often(delivery.properties.headers().as_ref()) {
+        // Parked before the broker's delivery limit would drop it into the
+        // invalid queue without a reason.
+        Some(count) => Err(format!(
+            "delivered {count} times without being acked (fanout crashed or gave it back each \
+             time); parked before the broker's delivery limit of {DELIVERY_LIMIT}"
+        )),
+        None => Event::parse(raw, Utc::now(), || ids::event_id_for_message(raw))
+            .map_err(|e| e.to_string()),
+    };
+    let event = match parsed {
         Ok(event) => event,
         Err(e) => {
             tracing::warn!(reason = %e, "invalid event moved to {INVALID_QUEUE}");
             let mut headers = FieldTable::default();
-            headers.insert(
-                ERROR_HEADER.into(),
-                AMQPValue::LongString(e.to_string().into()),
-            );
+            headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(e.into()));
             let properties = delivery.properties.clone().with_headers(headers);
             let confirms = vec![
                 publisher

@@ -68,7 +68,7 @@ pub async fn run(
     ));
 
     let ctx = SessionContext {
-        url: config.amqp_url.clone(),
+        broker: config.broker.clone(),
         name: "hookline-fanout".into(),
         reconnect_delay: config.reconnect_delay,
         readiness: readiness.clone(),

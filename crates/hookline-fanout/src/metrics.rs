@@ -25,6 +25,8 @@ pub struct Metrics {
     pub reconnects: IntCounter,
     /// `hookline_ready{service="fanout"}`.
     pub ready: IntGauge,
+    /// `hookline_control_messages_ignored_total{service="fanout"}`.
+    pub control_ignored: IntCounter,
 }
 
 impl Metrics {
@@ -57,6 +59,7 @@ impl Metrics {
             confirm_seconds: hookline_runtime::metrics::confirm_histogram("fanout")?,
             reconnects: hookline_runtime::metrics::reconnects_counter("fanout")?,
             ready: hookline_runtime::metrics::ready_gauge("fanout")?,
+            control_ignored: hookline_runtime::metrics::control_ignored_counter("fanout")?,
         };
         for outcome in ["matched", "unmatched", "invalid"] {
             metrics.events.with_label_values(&[outcome]);
@@ -69,6 +72,7 @@ impl Metrics {
         registry.register(Box::new(metrics.confirm_seconds.clone()))?;
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.control_ignored.clone()))?;
         Ok(metrics)
     }
 }

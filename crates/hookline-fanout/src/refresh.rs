@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hookline_amqp::AmqpError;
-use hookline_proto::{Message, SubscriptionChanged};
+use hookline_proto::{ChangeKind, Message, SubscriptionChanged};
 use hookline_runtime::Readiness;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -110,11 +110,19 @@ pub async fn listen(
             Some(Err(e)) => return Err(e.into()),
             None => return Err(AmqpError::Unavailable("control consumer ended".into())),
         };
-        if let Ok(change) = SubscriptionChanged::decode(delivery.data.as_slice()) {
-            if change.change == hookline_proto::CHANGE_SLOW {
-                lanes.note(&change.subscription_id);
-                continue;
-            }
+        let Some((change, kind)) = SubscriptionChanged::decode(delivery.data.as_slice())
+            .ok()
+            .and_then(|c| c.change_kind().map(|kind| (c, kind)))
+        else {
+            metrics.control_ignored.inc();
+            tracing::warn!("ignoring a control message this version does not understand");
+            continue;
+        };
+        if kind == ChangeKind::Slow {
+            lanes.note(&change.subscription_id);
+            continue;
+        }
+        {
             let ticket = write(&index).ticket();
             match load_tenant(&pool, &change.tenant).await {
                 Ok(fresh) => {

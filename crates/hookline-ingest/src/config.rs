@@ -11,8 +11,8 @@ use hookline_config::Settings;
 pub struct IngestConfig {
     /// HTTP listen address.
     pub listen: SocketAddr,
-    /// Broker URL.
-    pub amqp_url: String,
+    /// The broker's nodes and extra CA (`amqp.url`, `amqp.ca_file`).
+    pub broker: hookline_amqp::Broker,
     /// Queues to declare.
     pub topology: Topology,
     /// Outstanding confirms.
@@ -32,7 +32,7 @@ impl IngestConfig {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             listen: settings.ingest.listen,
-            amqp_url: settings.amqp.url.expose().to_string(),
+            broker: hookline_amqp::Broker::from_settings(&settings.amqp),
             topology: Topology {
                 queue_type: settings.amqp.queue_type,
                 retry_delays: settings.delivery.retry_delays.clone(),

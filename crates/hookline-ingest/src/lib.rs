@@ -44,7 +44,7 @@ pub async fn run(
     let metrics = metrics::Metrics::register(&registry)?;
     let publisher = SharedPublisher::new(
         SharedPublisherConfig {
-            url: config.amqp_url.clone(),
+            broker: config.broker.clone(),
             name: "hookline-ingest".into(),
             window: config.confirm_window,
             timeout: config.publish_timeout,

@@ -48,6 +48,11 @@ pub enum Classification {
     /// `api.secret_key` / `api.previous_secret_keys`, so the task is parked
     /// as a dead letter at once, to be replayed after the fix.
     Unsendable,
+    /// Nothing was sent this time: the broker has delivered the task so
+    /// often without an ack (deliverers crashed on it, or gave it back at
+    /// shutdown) that the next return would make the broker drop it into
+    /// the dead queue without a history. Parked as a dead letter at once.
+    Redelivered,
 }
 
 /// Classifies an HTTP status.

@@ -14,7 +14,72 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub use prost::Message;
 
-/// `SubscriptionChanged.change` sent by a deliverer whose subscription
-/// answers slowly: fanout routes that subscription's tasks to its slow lane
-/// for a while. It is not a change of the subscription itself.
-pub const CHANGE_SLOW: &str = "slow";
+impl SubscriptionChanged {
+    /// A control message of `kind`, with the text form too, so readers of
+    /// the previous version understand it during a rolling upgrade.
+    pub fn of(kind: ChangeKind, tenant: &str, subscription_id: &str) -> Self {
+        let text = match kind {
+            ChangeKind::Upserted => "upserted",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Disabled => "disabled",
+            ChangeKind::Slow => "slow",
+            ChangeKind::Unspecified => "",
+        };
+        Self {
+            schema_version: SCHEMA_VERSION,
+            tenant: tenant.to_string(),
+            subscription_id: subscription_id.to_string(),
+            change: text.to_string(),
+            kind: kind as i32,
+        }
+    }
+
+    /// What the message says: `kind`, or the text of an older sender;
+    /// `None` for anything this build does not know, which the reader
+    /// ignores (and counts) rather than guess.
+    pub fn change_kind(&self) -> Option<ChangeKind> {
+        match ChangeKind::try_from(self.kind) {
+            Ok(ChangeKind::Unspecified) => match self.change.as_str() {
+                "upserted" => Some(ChangeKind::Upserted),
+                "deleted" => Some(ChangeKind::Deleted),
+                "disabled" => Some(ChangeKind::Disabled),
+                "slow" => Some(ChangeKind::Slow),
+                _ => None,
+            },
+            Ok(kind) => Some(kind),
+            Err(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_reads_from_its_kind_or_from_an_older_senders_text() {
+        let new = SubscriptionChanged::of(ChangeKind::Deleted, "acme", "sub_1");
+        assert_eq!(new.change_kind(), Some(ChangeKind::Deleted));
+        assert_eq!(new.change, "deleted");
+        let old = SubscriptionChanged {
+            change: "slow".into(),
+            ..SubscriptionChanged::default()
+        };
+        assert_eq!(old.change_kind(), Some(ChangeKind::Slow));
+    }
+
+    #[test]
+    fn an_unknown_change_is_none_whatever_its_text() {
+        let unknown_kind = SubscriptionChanged {
+            kind: 99,
+            change: "upserted".into(),
+            ..SubscriptionChanged::default()
+        };
+        assert_eq!(unknown_kind.change_kind(), None);
+        let unknown_text = SubscriptionChanged {
+            change: "revived".into(),
+            ..SubscriptionChanged::default()
+        };
+        assert_eq!(unknown_text.change_kind(), None);
+    }
+}

@@ -50,3 +50,15 @@ pub fn confirm_histogram(service: &str) -> prometheus::Result<prometheus::Histog
         .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
     )
 }
+
+/// `hookline_control_messages_ignored_total{service}`: control messages of a
+/// kind this build does not know (a newer sender, or a forged message).
+pub fn control_ignored_counter(service: &str) -> prometheus::Result<prometheus::IntCounter> {
+    prometheus::IntCounter::with_opts(
+        prometheus::Opts::new(
+            "hookline_control_messages_ignored_total",
+            "Control messages ignored because their change is unknown.",
+        )
+        .const_label("service", service),
+    )
+}

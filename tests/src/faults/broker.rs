@@ -21,6 +21,7 @@ pub struct Broker {
     node: String,
     port: u16,
     dir: PathBuf,
+    tls_port: Option<u16>,
 }
 
 /// The package's scripts, when installed the Debian way.
@@ -38,6 +39,12 @@ fn script(name: &str) -> PathBuf {
 impl Broker {
     /// Boots a node and waits until it accepts AMQP connections.
     pub async fn start() -> Self {
+        Self::start_with_tls(None).await
+    }
+
+    /// A node that also listens for `amqps://` on a port of its own, with
+    /// this certificate and key (PEM); clients are not asked for one.
+    pub async fn start_with_tls(tls: Option<&crate::tls::ServerCert>) -> Self {
         let dir = scratch::new_dir("rabbitmq");
         let port = free_port();
         let dist_port = free_port();
@@ -46,7 +53,23 @@ impl Broker {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let node = format!("hl-faults-{name}@localhost");
-        let broker = Self { node, port, dir };
+        let tls_port = tls.map(|_| free_port());
+        let broker = Self {
+            node,
+            port,
+            dir,
+            tls_port,
+        };
+        let mut tls_conf = String::new();
+        if let (Some(tls), Some(tls_port)) = (tls, tls_port) {
+            let (ca, cert, key) = tls.write_to(&broker.dir);
+            tls_conf = format!(
+                "listeners.ssl.1 = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {ca}\nssl_options.certfile = {cert}\n\
+                 ssl_options.keyfile = {key}\nssl_options.verify = verify_none\n\
+                 ssl_options.fail_if_no_peer_cert = false\n"
+            );
+        }
         let write = |file: &str, text: String| {
             std::fs::write(broker.dir.join(file), text).expect("write broker file");
         };
@@ -56,7 +79,7 @@ impl Broker {
             "rabbitmq.conf",
             format!(
                 "loopback_users = none\nlisteners.tcp.1 = 127.0.0.1:{port}\n\
-                 vm_memory_high_watermark.relative = 0.4\n"
+                 vm_memory_high_watermark.relative = 0.4\n{tls_conf}"
             ),
         );
         write("enabled_plugins", "[].\n".into());
@@ -115,6 +138,13 @@ impl Broker {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// `amqps://` URL of the default vhost on the TLS listener, by the name
+    /// the certificate carries.
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("started with TLS");
+        format!("amqps://guest:guest@localhost:{port}/%2f")
     }
 
     /// `amqp://` URL of the default vhost (each test owns the whole node).

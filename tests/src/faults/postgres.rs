@@ -16,6 +16,7 @@ pub struct Postgres {
     dir: PathBuf,
     port: u16,
     bin: PathBuf,
+    tls: bool,
 }
 
 /// The newest server binaries installed the Debian way, else `PATH`.
@@ -45,11 +46,17 @@ fn is_root() -> bool {
 impl Postgres {
     /// Creates and starts a cluster.
     pub async fn start() -> Self {
+        Self::start_with_tls(None).await
+    }
+
+    /// A cluster with `ssl = on` serving this certificate and key (PEM).
+    pub async fn start_with_tls(tls: Option<&crate::tls::ServerCert>) -> Self {
         let dir = scratch::new_dir("postgres");
         let cluster = Self {
             dir,
             port: free_port(),
             bin: bin_dir(),
+            tls: tls.is_some(),
         };
         if is_root() {
             let status = StdCommand::new("chown")
@@ -75,6 +82,23 @@ impl Postgres {
                 ],
             )
             .await;
+        if let Some(tls) = tls {
+            // The server reads them from its data directory, owned by it,
+            // the key readable by nobody else.
+            let data = cluster.dir.join("data");
+            std::fs::write(data.join("server.crt"), &tls.cert_pem).expect("server.crt");
+            std::fs::write(data.join("server.key"), &tls.key_pem).expect("server.key");
+            if is_root() {
+                let _ = StdCommand::new("chown")
+                    .args(["postgres:", "server.crt", "server.key"])
+                    .current_dir(&data)
+                    .status();
+            }
+            let _ = StdCommand::new("chmod")
+                .args(["600", "server.key"])
+                .current_dir(&data)
+                .status();
+        }
         cluster.resume().await;
         cluster
     }
@@ -114,9 +138,14 @@ impl Postgres {
     /// Starts the server (again) on the same port and waits until it accepts.
     pub async fn resume(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60{}",
             self.port,
-            self.dir.to_string_lossy()
+            self.dir.to_string_lossy(),
+            if self.tls {
+                " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key"
+            } else {
+                ""
+            }
         );
         let log = self.dir.join("server.log").to_string_lossy().into_owned();
         self.run(
@@ -147,6 +176,16 @@ impl Postgres {
     /// `postgres://` URL of database `name`.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// `postgres://` URL of database `name` over TLS, verifying the server
+    /// by name against the CA in `root_cert`.
+    pub fn tls_url(&self, name: &str, root_cert: &Path) -> String {
+        format!(
+            "postgres://postgres@localhost:{}/{name}?sslmode=verify-full&sslrootcert={}",
+            self.port,
+            root_cert.display()
+        )
     }
 
     /// Creates database `name`.

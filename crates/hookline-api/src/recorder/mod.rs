@@ -58,7 +58,7 @@ impl Recorders {
         let up = Readiness::new();
         up.set("amqp", false);
         let ctx = SessionContext {
-            url: self.config.amqp.url.expose().to_string(),
+            broker: hookline_amqp::Broker::from_settings(&self.config.amqp),
             name: format!("hookline-api {}", S::QUEUE),
             reconnect_delay: self.config.amqp.reconnect_delay,
             readiness: up.clone(),
