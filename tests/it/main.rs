@@ -4,6 +4,7 @@
 mod api;
 mod control;
 mod fairness;
+mod http_limits;
 mod ingest;
 mod metrics;
 mod observability;

@@ -131,6 +131,10 @@ async fn a_disabled_subscription_receives_nothing_and_a_change_applies_within_a_
     let sub = env
         .subscribe("acme", &receiver.url("/s"), &["lead.created"])
         .await;
+    // An enabled subscription to the same events proves that the event was
+    // fanned out: without it, "nothing arrived" would hold for a dead pipeline.
+    env.subscribe("acme", &receiver.url("/control"), &["lead.created"])
+        .await;
     let id = sub["id"].as_str().expect("id");
     let response = env
         .http
@@ -141,10 +145,25 @@ async fn a_disabled_subscription_receives_nothing_and_a_change_applies_within_a_
         .await
         .expect("patch");
     assert_eq!(response.status().as_u16(), 200);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually(
+        Duration::from_secs(1),
+        "fanout to drop the disabled subscription within the contract's second",
+        || async {
+            let loaded = hookline_tests::faults::probe::metric_sum(
+                &env.metrics(&env.fanout).await,
+                "hookline_fanout_subscriptions_loaded",
+                &[],
+            );
+            (loaded == 1.0).then_some(())
+        },
+    )
+    .await;
     env.post_event(json!({"tenant": "acme", "type": "lead.created", "data": {}}))
         .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually(Duration::from_secs(10), "the control delivery", || async {
+        receiver.requests("/control").into_iter().next()
+    })
+    .await;
     assert!(
         receiver.requests("/s").is_empty(),
         "a disabled subscription receives nothing"

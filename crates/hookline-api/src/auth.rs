@@ -78,10 +78,18 @@ impl FromRequestParts<AppState> for Caller {
         if same_secret(token, state.config.api.admin_token.expose()) {
             return Ok(Caller::Admin);
         }
+        let hash = hash_token(token);
+        if state.unknown_tokens.is_known_bad(&hash) {
+            return Err(ApiError::Unauthorized);
+        }
         let pool = state.db.pool()?;
-        match api_keys::tenant_of(pool, &hash_token(token)).await? {
+        state.token_lookups.inc();
+        match api_keys::tenant_of(pool, &hash).await? {
             Some(tenant) => Ok(Caller::Tenant(tenant)),
-            None => Err(ApiError::Unauthorized),
+            None => {
+                state.unknown_tokens.remember(hash);
+                Err(ApiError::Unauthorized)
+            }
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct ApiConfig {
     /// How long open requests and background tasks may take to finish once
     /// shutdown starts (`shutdown.grace_period`).
     pub grace_period: Duration,
+    /// Limits of the HTTP listener (`http.*`).
+    pub http: hookline_config::HttpSettings,
 }
 
 impl ApiConfig {
@@ -31,6 +33,7 @@ impl ApiConfig {
             amqp: settings.amqp.clone(),
             delivery: settings.delivery.clone(),
             grace_period: settings.shutdown.grace_period,
+            http: settings.http,
         }
     }
 }

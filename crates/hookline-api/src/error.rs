@@ -50,6 +50,14 @@ pub enum ApiError {
     /// that no longer opens with `api.secret_key`): `500 internal`.
     #[error("{0}")]
     Internal(String),
+    /// Over a per-tenant budget: `429` with `Retry-After`.
+    #[error("{message}")]
+    RateLimited {
+        /// What was limited, and how to stay under it.
+        message: String,
+        /// When the next request would be accepted.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl ApiError {
@@ -77,6 +85,7 @@ impl ApiError {
             ApiError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         }
     }
 }
@@ -94,6 +103,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            if let Ok(value) = seconds.max(1).to_string().parse() {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }

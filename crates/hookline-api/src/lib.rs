@@ -12,6 +12,7 @@ mod cursor;
 mod db;
 mod error;
 mod extract;
+mod limits;
 pub mod metrics;
 mod migrate;
 mod readiness;

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub reconnects: IntCounter,
     /// `hookline_ready{service="api"}`: 1 when `/readyz` would answer 200.
     pub ready: IntGauge,
+    /// `hookline_api_token_lookups_total`: bearer tokens looked up in the
+    /// database (unknown ones are then answered from memory for a while).
+    pub token_lookups: IntCounter,
 }
 
 impl Metrics {
@@ -48,6 +51,10 @@ impl Metrics {
             )?,
             reconnects: hookline_runtime::metrics::reconnects_counter("api")?,
             ready: hookline_runtime::metrics::ready_gauge("api")?,
+            token_lookups: IntCounter::new(
+                "hookline_api_token_lookups_total",
+                "Bearer tokens looked up in the database.",
+            )?,
         };
         registry.register(Box::new(metrics.attempt_records_written.clone()))?;
         registry.register(Box::new(metrics.attempt_record_lag.clone()))?;
@@ -55,6 +62,7 @@ impl Metrics {
         registry.register(Box::new(metrics.parked_messages.clone()))?;
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.token_lookups.clone()))?;
         Ok(metrics)
     }
 }

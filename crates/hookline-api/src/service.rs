@@ -93,7 +93,10 @@ pub async fn run(
         token.clone(),
     ));
 
+    let manual_sends_per_minute = config.api.manual_sends_per_minute;
+    let token_lookups = metrics.token_lookups.clone();
     let grace = config.grace_period;
+    let http = config.http;
     let state = AppState::new(Shared {
         db: db.clone(),
         rules: Rules {
@@ -107,6 +110,9 @@ pub async fn run(
         sender,
         metrics,
         keyring: keyring.clone(),
+        unknown_tokens: Default::default(),
+        manual_sends: crate::limits::TenantBudget::new(manual_sends_per_minute),
+        token_lookups,
     });
     let app = routes::router(state)
         .merge(ops::router(registry, readiness))
@@ -114,7 +120,7 @@ pub async fn run(
         .method_not_allowed_fallback(routes::method_not_allowed);
     tracing::info!(addr = ?listener.local_addr().ok(), "api listening");
 
-    let mut server = tokio::spawn(ops::serve(listener, app, token.clone()));
+    let mut server = tokio::spawn(ops::serve(listener, app, http, token.clone()));
     let failed_early = tokio::select! {
         joined = &mut server => Some(joined),
         _ = token.cancelled() => None,

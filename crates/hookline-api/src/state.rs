@@ -10,6 +10,7 @@ use hookline_model::sealed::Keyring;
 use crate::config::ApiConfig;
 use crate::control::Notifier;
 use crate::db::Database;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::validate::Rules;
 
@@ -35,6 +36,12 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// Seals and opens subscription secrets and static headers.
     pub keyring: Arc<Keyring>,
+    /// Bearer tokens recently unknown, answered without a query.
+    pub unknown_tokens: crate::limits::UnknownTokens,
+    /// Test sends and replays per tenant (`api.manual_sends_per_minute`).
+    pub manual_sends: crate::limits::TenantBudget,
+    /// `hookline_api_token_lookups_total`: tenant keys looked up in the database.
+    pub token_lookups: prometheus::IntCounter,
 }
 
 impl AppState {
@@ -46,6 +53,20 @@ impl AppState {
     /// The keys of `api.secret_key` and `api.previous_secret_keys`.
     pub fn keyring(&self) -> &Keyring {
         &self.0.keyring
+    }
+
+    /// Takes one test send or replay from `tenant`'s budget.
+    pub fn take_manual_send(&self, tenant: &str) -> Result<(), ApiError> {
+        self.0.manual_sends.take(tenant).map_err(|retry_after| {
+            let per_minute = self.0.config.api.manual_sends_per_minute;
+            ApiError::RateLimited {
+                message: format!(
+                    "tenant `{tenant}` may make {per_minute} test sends and replays a minute \
+                     (api.manual_sends_per_minute); retry later"
+                ),
+                retry_after,
+            }
+        })
     }
 }
 

@@ -211,6 +211,7 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
         "api.previous_secret_keys" => s.api.previous_secret_keys = secret_list(v),
         "api.max_body_bytes" => s.api.max_body_bytes = parsed(key, v, COUNT)?,
         "api.max_headers" => s.api.max_headers = parsed(key, v, COUNT)?,
+        "api.manual_sends_per_minute" => s.api.manual_sends_per_minute = parsed(key, v, COUNT)?,
         "log.format" => {
             s.log.format = match v.trim() {
                 "json" => LogFormat::Json,
@@ -220,6 +221,9 @@ fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
         }
         "log.level" => s.log.level = v.to_string(),
         "shutdown.grace_period" => s.shutdown.grace_period = duration(key, v)?,
+        "http.header_read_timeout" => s.http.header_read_timeout = duration(key, v)?,
+        "http.request_timeout" => s.http.request_timeout = duration(key, v)?,
+        "http.max_connections" => s.http.max_connections = parsed(key, v, COUNT)?,
         _ => return Err(ConfigError::Unknown { key: key.into() }),
     }
     Ok(())
@@ -289,6 +293,20 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
     }
     if s.delivery.max_lanes == 0 {
         return Err(invalid("delivery.max_lanes", "must be at least 1"));
+    }
+    if s.api.manual_sends_per_minute == 0 {
+        return Err(invalid("api.manual_sends_per_minute", "must be at least 1"));
+    }
+    if s.http.max_connections == 0 {
+        return Err(invalid("http.max_connections", "must be at least 1"));
+    }
+    for (key, value) in [
+        ("http.header_read_timeout", s.http.header_read_timeout),
+        ("http.request_timeout", s.http.request_timeout),
+    ] {
+        if value.is_zero() {
+            return Err(invalid(key, "must be above zero"));
+        }
     }
     if s.fanout.prefetch == 0 {
         return Err(invalid("fanout.prefetch", "must be at least 1"));

@@ -27,6 +27,32 @@ pub struct Settings {
     pub log: LogSettings,
     /// Shutdown behaviour.
     pub shutdown: ShutdownSettings,
+    /// Limits of every HTTP listener (ingest, the api, the ops ports).
+    pub http: HttpSettings,
+}
+
+/// What one client may hold of an HTTP listener: a slow or idle client
+/// costs a connection slot for at most these times.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// A request's headers must arrive within this, and an idle keep-alive
+    /// connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// A whole request, body read and handler included, must finish within
+    /// this (`408` otherwise).
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// Which RabbitMQ queue type carries Hookline's queues.
@@ -159,6 +185,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Most static headers on one subscription.
     pub max_headers: usize,
+    /// Test sends and replays one tenant may make a minute: each is a real
+    /// request to a customer's endpoint.
+    pub manual_sends_per_minute: u32,
 }
 
 /// Log output.
@@ -273,6 +302,7 @@ impl Default for Settings {
                 previous_secret_keys: Vec::new(),
                 max_body_bytes: 64 * 1024,
                 max_headers: 20,
+                manual_sends_per_minute: 60,
             },
             log: LogSettings {
                 format: LogFormat::Pretty,
@@ -281,6 +311,7 @@ impl Default for Settings {
             shutdown: ShutdownSettings {
                 grace_period: Duration::from_secs(30),
             },
+            http: HttpSettings::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct DelivererConfig {
     pub listen: SocketAddr,
     /// The broker's nodes and extra CA (`amqp.url`, `amqp.ca_file`).
     pub broker: hookline_amqp::Broker,
+    /// Limits of the HTTP listener (`http.*`).
+    pub http: hookline_config::HttpSettings,
     /// Queues to declare.
     pub topology: Topology,
     /// Outstanding confirms per channel.
@@ -44,6 +46,7 @@ impl DelivererConfig {
         Self {
             listen: settings.deliverer.listen,
             broker: hookline_amqp::Broker::from_settings(&settings.amqp),
+            http: settings.http,
             topology: Topology {
                 queue_type: settings.amqp.queue_type,
                 retry_delays: settings.delivery.retry_delays.clone(),

@@ -42,8 +42,9 @@ pub async fn run(
 
     let token = shutdown.token.clone();
     let ops_router = ops::router(registry, readiness.clone());
+    let http = config.http;
     shutdown.tracker.spawn(async move {
-        if let Err(error) = ops::serve(listener, ops_router, token).await {
+        if let Err(error) = ops::serve(listener, ops_router, http, token).await {
             tracing::error!(%error, "deliverer listener failed");
         }
     });

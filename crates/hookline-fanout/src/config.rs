@@ -13,6 +13,8 @@ pub struct FanoutConfig {
     pub listen: SocketAddr,
     /// The broker's nodes and extra CA (`amqp.url`, `amqp.ca_file`).
     pub broker: hookline_amqp::Broker,
+    /// Limits of the HTTP listener (`http.*`).
+    pub http: hookline_config::HttpSettings,
     /// PostgreSQL URL (subscriptions are read, never written).
     pub database_url: String,
     /// Queues to declare.
@@ -33,6 +35,7 @@ impl FanoutConfig {
         Self {
             listen: settings.fanout.listen,
             broker: hookline_amqp::Broker::from_settings(&settings.amqp),
+            http: settings.http,
             database_url: settings.database.url.expose().to_string(),
             topology: Topology {
                 queue_type: settings.amqp.queue_type,

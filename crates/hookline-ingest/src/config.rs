@@ -13,6 +13,8 @@ pub struct IngestConfig {
     pub listen: SocketAddr,
     /// The broker's nodes and extra CA (`amqp.url`, `amqp.ca_file`).
     pub broker: hookline_amqp::Broker,
+    /// Limits of the HTTP listener (`http.*`).
+    pub http: hookline_config::HttpSettings,
     /// Queues to declare.
     pub topology: Topology,
     /// Outstanding confirms.
@@ -33,6 +35,7 @@ impl IngestConfig {
         Self {
             listen: settings.ingest.listen,
             broker: hookline_amqp::Broker::from_settings(&settings.amqp),
+            http: settings.http,
             topology: Topology {
                 queue_type: settings.amqp.queue_type,
                 retry_delays: settings.delivery.retry_delays.clone(),

@@ -131,6 +131,13 @@ pub async fn publish_batch(
     response
 }
 
+/// `{"events": [ … ]}`, each event left unparsed.
+#[derive(serde::Deserialize)]
+struct Batch<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a serde_json::value::RawValue>,
+}
+
 async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Response {
     if let Some(response) = draining(state) {
         return response;
@@ -139,18 +146,11 @@ async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Respons
         Ok(body) => body,
         Err(rejection) => return body_rejection(state, rejection),
     };
-    let events = match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(mut object)) => match object.remove("events") {
-            Some(Value::Array(events)) => events,
-            _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_batch",
-                    "the body must be {\"events\": [ … ]}",
-                )
-            }
-        },
-        Ok(_) => {
+    // Borrowed: each event stays a slice of the body until it is parsed on
+    // its own, so a batch never exists twice in memory as a JSON tree.
+    let events = match serde_json::from_slice::<Batch<'_>>(&body) {
+        Ok(batch) => batch.events,
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_batch",
@@ -179,7 +179,7 @@ async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Respons
     let now = Utc::now();
     let parsed: Vec<Result<Event, EventError>> = events
         .into_iter()
-        .map(|value| Event::from_value(value, now, || ids::new_id("evt")))
+        .map(|raw| Event::parse(raw.get().as_bytes(), now, || ids::new_id("evt")))
         .collect();
     // All publishes go out together; their confirms are awaited together.
     let outcomes = join_all(parsed.iter().map(|p| async move {

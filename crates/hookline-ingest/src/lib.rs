@@ -69,7 +69,7 @@ pub async fn run(
     );
 
     let router = ops::router(registry, readiness).merge(routes(&config, state));
-    ops::serve(listener, router, shutdown.token.clone()).await?;
+    ops::serve(listener, router, config.http, shutdown.token.clone()).await?;
     Ok(())
 }
 

@@ -31,6 +31,7 @@ pub(super) async fn test_send(
 ) -> Result<Json<Value>, ApiError> {
     caller.check_tenant(&tenant)?;
     let event_type = validate::event_type(body.get("event_type"))?;
+    state.take_manual_send(&tenant)?;
     let pool = state.db.pool()?;
     let row = subscriptions::get(pool, &tenant, &id)
         .await?

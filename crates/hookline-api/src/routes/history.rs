@@ -84,6 +84,7 @@ pub(super) async fn replay(
     let dead = dead_letters::get(pool, &tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("dead letter", &id))?;
+    state.take_manual_send(&tenant)?;
     let mut task = DeliveryTask::decode(dead.task.as_slice()).map_err(|e| {
         tracing::error!(dead_letter = %id, error = %e, "a stored dead-letter task does not decode");
         ApiError::Internal("the stored task of this dead letter cannot be decoded".into())

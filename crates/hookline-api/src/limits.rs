@@ -1,0 +1,106 @@
+//! Cheap refusals before expensive work: unknown bearer tokens remembered
+//! for a short while (so guessing costs no database query each), and a
+//! per-tenant budget for test sends and replays, which make real requests
+//! to customers' endpoints.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hookline_model::sync::lock;
+
+/// How long an unknown token is answered `401` from memory. Short, since a
+/// key created meanwhile cannot be in it (its hash was never looked up).
+const UNKNOWN_TOKEN_TTL: Duration = Duration::from_secs(10);
+/// Most unknown tokens remembered; past it the oldest are dropped.
+const UNKNOWN_TOKENS_MAX: usize = 10_000;
+
+/// Hashes of bearer tokens the database did not know, and when.
+#[derive(Default)]
+pub(crate) struct UnknownTokens {
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl UnknownTokens {
+    /// Whether `hash` was unknown less than [`UNKNOWN_TOKEN_TTL`] ago.
+    pub(crate) fn is_known_bad(&self, hash: &str) -> bool {
+        lock(&self.seen)
+            .get(hash)
+            .is_some_and(|at| at.elapsed() < UNKNOWN_TOKEN_TTL)
+    }
+
+    /// Remembers that the database does not know `hash`.
+    pub(crate) fn remember(&self, hash: String) {
+        let mut seen = lock(&self.seen);
+        if seen.len() >= UNKNOWN_TOKENS_MAX {
+            seen.retain(|_, at| at.elapsed() < UNKNOWN_TOKEN_TTL);
+            if seen.len() >= UNKNOWN_TOKENS_MAX {
+                seen.clear();
+            }
+        }
+        seen.insert(hash, Instant::now());
+    }
+}
+
+/// A token bucket per tenant: `per_minute` requests, refilled evenly.
+pub(crate) struct TenantBudget {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl TenantBudget {
+    /// `per_minute` requests a minute per tenant, in bursts of as many.
+    pub(crate) fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one request from `tenant`'s budget, or says how long until one
+    /// is available.
+    pub(crate) fn take(&self, tenant: &str) -> Result<(), Duration> {
+        let capacity = f64::from(self.per_minute.max(1));
+        let per_second = capacity / 60.0;
+        let now = Instant::now();
+        let mut buckets = lock(&self.buckets);
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        let (tokens, at) = buckets.entry(tenant.to_string()).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / per_second))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_gets_its_burst_then_waits_and_others_are_unaffected() {
+        let budget = TenantBudget::new(2);
+        assert!(budget.take("acme").is_ok());
+        assert!(budget.take("acme").is_ok());
+        let wait = budget.take("acme").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(budget.take("globex").is_ok());
+    }
+
+    #[test]
+    fn unknown_tokens_are_remembered_briefly() {
+        let unknown = UnknownTokens::default();
+        assert!(!unknown.is_known_bad("h"));
+        unknown.remember("h".into());
+        assert!(unknown.is_known_bad("h"));
+    }
+}
