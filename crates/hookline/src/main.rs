@@ -114,68 +114,72 @@ async fn serve(settings: Settings, services: Vec<Service>) -> anyhow::Result<()>
     // One registry: `hookline all` exposes every family on every listener.
     let registry = hookline_runtime::metrics::new_registry();
     let root = Shutdown::new();
-    let mut running = Vec::new();
+    let mut children = Vec::new();
+    let mut running = tokio::task::JoinSet::new();
     for service in services {
         let child = root.child();
         let registry = registry.clone();
-        let handle = match service {
+        match service {
             Service::Ingest => {
                 let config = hookline_ingest::IngestConfig::from_settings(&settings);
                 let listener = ops::bind(config.listen, "ingest.listen").await?;
                 tracing::info!(listen = %config.listen, "ingest started");
-                tokio::spawn(hookline_ingest::run(
+                running.spawn(hookline_ingest::run(
                     config,
                     listener,
                     registry,
                     child.clone(),
-                ))
+                ));
             }
             Service::Fanout => {
                 let config = hookline_fanout::FanoutConfig::from_settings(&settings);
                 let listener = ops::bind(config.listen, "fanout.listen").await?;
                 tracing::info!(listen = %config.listen, "fanout started");
-                tokio::spawn(hookline_fanout::run(
+                running.spawn(hookline_fanout::run(
                     config,
                     listener,
                     registry,
                     child.clone(),
-                ))
+                ));
             }
             Service::Deliverer => {
                 let config = hookline_deliverer::DelivererConfig::from_settings(&settings);
                 let listener = ops::bind(config.listen, "deliverer.listen").await?;
                 tracing::info!(listen = %config.listen, "deliverer started");
-                tokio::spawn(hookline_deliverer::run(
+                running.spawn(hookline_deliverer::run(
                     config,
                     listener,
                     registry,
                     child.clone(),
-                ))
+                ));
             }
             Service::Api => {
                 let config = hookline_api::ApiConfig::from_settings(&settings);
                 let listener = ops::bind(settings.api.listen, "api.listen").await?;
                 tracing::info!(listen = %settings.api.listen, "api started");
-                tokio::spawn(hookline_api::run(config, listener, registry, child.clone()))
+                running.spawn(hookline_api::run(config, listener, registry, child.clone()));
             }
-        };
-        running.push((child, handle));
+        }
+        children.push(child);
     }
+    // A service's `run` returns before shutdown only when it failed to start
+    // or lost something it cannot do without: then the others stop too.
+    let mut failure = None;
     tokio::select! {
         _ = shutdown::signal() => tracing::info!("shutdown signal received; draining"),
-        _ = first_failure(&mut running) => {}
+        Some(joined) = running.join_next() => {
+            tracing::error!("a service stopped unexpectedly; shutting down");
+            failure = failed(joined);
+        }
     }
     root.token.cancel();
     let grace = settings.shutdown.grace_period;
     let mut drained = true;
-    let mut failure = None;
-    for (child, handle) in running {
+    for child in &children {
         drained &= child.drain(grace).await;
-        match handle.await {
-            Ok(Err(error)) => failure = Some(error),
-            Err(error) => failure = Some(anyhow::anyhow!("a service panicked: {error}")),
-            Ok(Ok(())) => {}
-        }
+    }
+    while let Some(joined) = running.join_next().await {
+        failure = failed(joined).or(failure);
     }
     if !drained {
         tracing::warn!("grace period over; unfinished work stays unacked and will be redelivered");
@@ -183,15 +187,11 @@ async fn serve(settings: Settings, services: Vec<Service>) -> anyhow::Result<()>
     failure.map_or(Ok(()), Err)
 }
 
-/// Resolves when any service's `run` returns early (a start-up error).
-async fn first_failure(running: &mut [(Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>)]) {
-    loop {
-        for (child, handle) in running.iter() {
-            if handle.is_finished() && !child.token.is_cancelled() {
-                tracing::error!("a service stopped unexpectedly; shutting down");
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+/// The error of a service's finished task, if it failed or panicked.
+fn failed(joined: Result<anyhow::Result<()>, tokio::task::JoinError>) -> Option<anyhow::Error> {
+    match joined {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error),
+        Err(error) => Some(anyhow::anyhow!("a service panicked: {error}")),
     }
 }
