@@ -82,11 +82,7 @@ async fn a_task_given_back_until_the_delivery_limit_ends_as_a_dead_letter_with_h
     let shutdown = Shutdown::new();
     let deliverer = spawn_in_process(Service::Deliverer, &env.settings, &shutdown).await;
     wait_ready(&deliverer, Duration::from_secs(30)).await;
-    let dead = eventually(Duration::from_secs(20), "a dead letter", || async {
-        let (_, page) = env.api_get("/v1/tenants/acme/dead-letters").await;
-        page["data"].as_array().and_then(|d| d.first().cloned())
-    })
-    .await;
+    let dead = env.first_dead_letter("acme", Duration::from_secs(20)).await;
     let error = dead["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("without being acked"), "{dead}");
     let history = eventually(Duration::from_secs(20), "the dead attempt", || async {
@@ -99,14 +95,7 @@ async fn a_task_given_back_until_the_delivery_limit_ends_as_a_dead_letter_with_h
     assert_eq!(history["status"], "dead", "{history}");
     assert!(receiver.all().is_empty(), "nothing was sent");
 
-    let dead_id = dead["id"].as_str().expect("id");
-    let (status, _) = env
-        .api_post(
-            &format!("/v1/tenants/acme/dead-letters/{dead_id}/replay"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    assert_eq!(env.replay("acme", &dead).await, 202);
     eventually(Duration::from_secs(20), "the replay", || async {
         receiver.requests("/hook").into_iter().next()
     })

@@ -67,11 +67,7 @@ async fn a_receiver_that_always_fails_ends_as_a_dead_letter_that_replays_once_fi
     env.post_event(json!({"id": "evt_dead", "tenant": "acme", "type": "lead.created", "data": {}}))
         .await;
 
-    let dead = eventually(Duration::from_secs(60), "a dead letter", || async {
-        let (_, body) = env.api_get("/v1/tenants/acme/dead-letters").await;
-        body["data"].as_array().and_then(|d| d.first().cloned())
-    })
-    .await;
+    let dead = env.first_dead_letter("acme", Duration::from_secs(60)).await;
     assert_eq!(
         receiver.requests("/down").len(),
         3,
@@ -104,14 +100,7 @@ async fn a_receiver_that_always_fails_ends_as_a_dead_letter_that_replays_once_fi
     assert_eq!(dead_attempts[0]["attempt"], 3);
 
     receiver.set_default("/down", Reply::status(200));
-    let dead_id = dead["id"].as_str().expect("id");
-    let (status, _) = env
-        .api_post(
-            &format!("/v1/tenants/acme/dead-letters/{dead_id}/replay"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    assert_eq!(env.replay("acme", &dead).await, 202);
     let requests = eventually(Duration::from_secs(30), "the replay", || async {
         let r = receiver.requests("/down");
         (r.len() >= 4).then_some(r)

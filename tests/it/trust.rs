@@ -266,11 +266,7 @@ async fn a_deliverer_whose_keys_do_not_open_a_task_parks_it_loudly_and_a_replay_
         .await;
     assert_eq!(status, 202);
 
-    let dead = eventually(Duration::from_secs(20), "a dead letter", || async {
-        let (_, page) = env.api_get("/v1/tenants/acme/dead-letters").await;
-        page["data"].as_array().and_then(|d| d.first().cloned())
-    })
-    .await;
+    let dead = env.first_dead_letter("acme", Duration::from_secs(20)).await;
     let error = dead["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("do not open"), "{dead}");
     assert!(error.contains("api.previous_secret_keys"), "{dead}");
@@ -289,14 +285,7 @@ async fn a_deliverer_whose_keys_do_not_open_a_task_parks_it_loudly_and_a_replay_
     let good_shutdown = Shutdown::new();
     let good = spawn_in_process(Service::Deliverer, &env.settings, &good_shutdown).await;
     wait_ready(&good, Duration::from_secs(30)).await;
-    let dead_id = dead["id"].as_str().expect("id");
-    let (status, _) = env
-        .api_post(
-            &format!("/v1/tenants/acme/dead-letters/{dead_id}/replay"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    assert_eq!(env.replay("acme", &dead).await, 202);
     let delivered = eventually(Duration::from_secs(20), "the replay", || async {
         receiver.requests("/hook").into_iter().next()
     })

@@ -243,6 +243,24 @@ impl TestEnv {
             .unwrap_or_default()
     }
 
+    /// The newest dead letter of `tenant`, once there is one.
+    pub async fn first_dead_letter(&self, tenant: &str, timeout: Duration) -> Value {
+        eventually(timeout, "a dead letter", || async {
+            let (_, page) = self
+                .api_get(&format!("/v1/tenants/{tenant}/dead-letters"))
+                .await;
+            page["data"].as_array().and_then(|d| d.first().cloned())
+        })
+        .await
+    }
+
+    /// Replays the dead letter `dead` of `tenant`; returns the HTTP status.
+    pub async fn replay(&self, tenant: &str, dead: &Value) -> u16 {
+        let id = dead["id"].as_str().expect("a dead letter has an id");
+        let path = format!("/v1/tenants/{tenant}/dead-letters/{id}/replay");
+        self.api_post(&path, serde_json::json!({})).await.0
+    }
+
     /// This env's RabbitMQ vhost.
     pub fn vhost(&self) -> &str {
         &self.vhost
