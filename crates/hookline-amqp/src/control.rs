@@ -1,12 +1,12 @@
 //! Listening to `hookline.control`: every fanout and deliverer instance gets
 //! its own exclusive, auto-deleted queue, so each sees every change.
 
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, Consumer};
 
 use crate::error::AmqpError;
-use crate::names::CONTROL_EXCHANGE;
+use crate::names::{CONTROL_EXCHANGE, CONTROL_LOG_QUEUE};
 
 /// Declares this instance's control queue and consumes it. Keep the channel
 /// alive as long as the consumer.
@@ -46,6 +46,26 @@ pub async fn subscribe_control(
             },
             FieldTable::default(),
         )
+        .await?;
+    Ok((channel, consumer))
+}
+
+/// Consumes the control log (`hookline.control.log`) from its oldest kept
+/// change onwards, then live. Stream consumers must ack (acks are credit,
+/// not removal), so every message is acked as it is read.
+pub async fn subscribe_control_log(
+    connection: &Connection,
+    tag: &str,
+) -> Result<(Channel, Consumer), AmqpError> {
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(500, BasicQosOptions::default()).await?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-stream-offset".into(),
+        AMQPValue::LongString(LongString::from("first")),
+    );
+    let consumer = channel
+        .basic_consume(CONTROL_LOG_QUEUE, tag, BasicConsumeOptions::default(), args)
         .await?;
     Ok((channel, consumer))
 }

@@ -28,6 +28,15 @@ pub const ATTEMPTS_QUEUE: &str = "hookline.attempts";
 pub const OUTCOMES_EXCHANGE: &str = "hookline.outcomes";
 /// Fanout exchange of subscription changes.
 pub const CONTROL_EXCHANGE: &str = "hookline.control";
+/// Stream bound to `hookline.control` that keeps every change for
+/// [`CONTROL_LOG_MAX_AGE`]: a deliverer reads it from the start when it
+/// starts, so a delete or a PATCH made while it was down (or a notice it
+/// missed) still applies to the tasks waiting on the ladder.
+pub const CONTROL_LOG_QUEUE: &str = "hookline.control.log";
+/// How long the control log keeps a change (RabbitMQ's `x-max-age`). Fixed,
+/// so every service declares the stream alike; the retry ladder must fit in
+/// it with room to spare (checked at start, key `delivery.retry_delays`).
+pub const CONTROL_LOG_MAX_AGE: &str = "7D";
 /// Direct exchange fanout publishes a slow subscription's tasks to (routing
 /// key = subscription id), so they wait in that subscription's lane instead
 /// of being taken and put back by the deliverers. Its alternate exchange

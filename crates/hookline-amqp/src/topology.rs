@@ -57,6 +57,20 @@ fn string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value.to_string()))
 }
 
+/// The control log is a stream whatever `amqp.queue_type` says: many
+/// readers, each from its own offset, and retention by age. Small segments,
+/// because retention drops whole segments and the log is tiny.
+fn control_log_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), string("stream"));
+    args.insert("x-max-age".into(), string(CONTROL_LOG_MAX_AGE));
+    args.insert(
+        "x-stream-max-segment-size-bytes".into(),
+        AMQPValue::LongLongInt(1_000_000),
+    );
+    args
+}
+
 fn queue_args(queue_type: QueueType) -> FieldTable {
     let mut args = FieldTable::default();
     match queue_type {
@@ -162,6 +176,8 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), AmqpE
     for delay in &topology.retry_delays {
         queue(channel, &wait_queue(*delay), wait_queue_args(qt, *delay)).await?;
     }
+    queue(channel, CONTROL_LOG_QUEUE, control_log_args()).await?;
+    bind(channel, CONTROL_LOG_QUEUE, CONTROL_EXCHANGE, "").await?;
     exchange(channel, LANES_FALLBACK_EXCHANGE, ExchangeKind::Fanout).await?;
     bind(channel, DELIVERIES_QUEUE, LANES_FALLBACK_EXCHANGE, "").await?;
     let mut lanes = FieldTable::default();

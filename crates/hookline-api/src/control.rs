@@ -3,34 +3,80 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
 use hookline_amqp::names::CONTROL_EXCHANGE;
 use hookline_amqp::{AmqpError, SharedPublisher};
-use hookline_proto::{ChangeKind, Message as _, SubscriptionChanged};
+use hookline_model::sealed::Keyring;
+use hookline_proto::{ChangeKind, Message as _, SubscriptionChanged, SubscriptionShape};
 use lapin::options::BasicPublishOptions;
 use lapin::publisher_confirm::Confirmation;
 
-/// What happened to a subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Change {
-    /// Created or modified (secret rotation included).
-    Upserted,
-    /// Deleted.
-    Deleted,
-    /// Disabled because its receiver answered 410 Gone.
-    Disabled,
+use crate::error::ApiError;
+use crate::store::subscriptions::SubscriptionRow;
+
+/// One committed change to announce: what it is, the subscription's
+/// revision after it, and for an upsert where deliveries now go.
+#[derive(Debug, Clone)]
+pub(crate) struct Announcement {
+    tenant: String,
+    subscription_id: String,
+    kind: ChangeKind,
+    revision: i64,
+    shape: Option<SubscriptionShape>,
 }
 
-impl Change {
-    fn kind(self) -> ChangeKind {
-        match self {
-            Change::Upserted => ChangeKind::Upserted,
-            Change::Deleted => ChangeKind::Deleted,
-            Change::Disabled => ChangeKind::Disabled,
+impl Announcement {
+    /// A created or modified subscription: an upsert carrying its shape, or
+    /// a disable when it is now disabled (deliverers drop its queued tasks).
+    pub fn of_row(row: &SubscriptionRow, keyring: &Keyring) -> Result<Self, ApiError> {
+        let (kind, shape) = if row.enabled {
+            let shape = crate::routes::task::shape(row, keyring, Utc::now())?;
+            (ChangeKind::Upserted, Some(shape))
+        } else {
+            (ChangeKind::Disabled, None)
+        };
+        Ok(Self {
+            tenant: row.tenant.clone(),
+            subscription_id: row.id.clone(),
+            kind,
+            revision: row.revision,
+            shape,
+        })
+    }
+
+    /// A deletion, with the revision the delete took.
+    pub fn deleted(tenant: &str, subscription_id: &str, revision: i64) -> Self {
+        Self::bare(tenant, subscription_id, ChangeKind::Deleted, revision)
+    }
+
+    /// A hint that rows of `tenant` changed without changing where or how
+    /// they deliver (re-sealed under a new key): fanouts reload the tenant,
+    /// deliverers have nothing to re-shape.
+    pub fn tenant_reload(tenant: &str, any_subscription_id: &str) -> Self {
+        Self::bare(tenant, any_subscription_id, ChangeKind::Upserted, 0)
+    }
+
+    /// A disable by a 410 Gone answer.
+    pub fn disabled(tenant: &str, subscription_id: &str, revision: i64) -> Self {
+        Self::bare(tenant, subscription_id, ChangeKind::Disabled, revision)
+    }
+
+    fn bare(tenant: &str, subscription_id: &str, kind: ChangeKind, revision: i64) -> Self {
+        Self {
+            tenant: tenant.to_string(),
+            subscription_id: subscription_id.to_string(),
+            kind,
+            revision,
+            shape: None,
         }
     }
 
-    fn as_str(self) -> &'static str {
-        self.kind().as_str_name()
+    fn message(&self) -> SubscriptionChanged {
+        SubscriptionChanged {
+            revision: self.revision.max(0) as u64,
+            shape: self.shape.clone(),
+            ..SubscriptionChanged::of(self.kind, &self.tenant, &self.subscription_id)
+        }
     }
 }
 
@@ -47,13 +93,15 @@ impl Notifier {
     }
 
     /// Announces a committed change. A failure is only logged: the change is
-    /// already in PostgreSQL, and fanouts also reload periodically, so the
-    /// request that made it still succeeds.
-    pub async fn changed(&self, tenant: &str, subscription_id: &str, change: Change) {
-        let message = SubscriptionChanged::of(change.kind(), tenant, subscription_id);
+    /// already in PostgreSQL, fanouts also reload periodically, and a task
+    /// carries the revision it was built from, so the request that made it
+    /// still succeeds.
+    pub async fn announce(&self, change: Announcement) {
+        let message = change.message();
         if let Err(error) = self.publish(&message.encode_to_vec()).await {
             tracing::warn!(
-                tenant, subscription_id, change = change.as_str(), %error,
+                tenant = %change.tenant, subscription_id = %change.subscription_id,
+                change = change.kind.as_str_name(), %error,
                 "cannot announce a subscription change; fanouts will pick it up on their next refresh"
             );
         }

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_retention_and_sealing",
         include_str!("../migrations/0002_retention_and_sealing.sql"),
     ),
+    (
+        "0003_subscription_revisions",
+        include_str!("../migrations/0003_subscription_revisions.sql"),
+    ),
 ];
 
 /// Arbitrary, fixed key of the advisory lock that serialises migrations

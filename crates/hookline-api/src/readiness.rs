@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use hookline_amqp::SharedPublisher;
 use hookline_runtime::Readiness;
+
+use crate::recorder::PARKING;
 use prometheus::IntGauge;
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +31,13 @@ pub(crate) async fn watch(
                 tokio::time::timeout(INTERVAL, publisher.publisher()).await,
                 Ok(Ok(_))
             );
-        let consumers_up = consumers.iter().all(Readiness::is_ready);
+        let parking = |c: &Readiness| c.snapshot().get(PARKING).copied().unwrap_or(true);
+        let consumers_up = consumers
+            .iter()
+            .all(|c| c.snapshot().into_iter().all(|(k, up)| up || k == PARKING));
         readiness.set("amqp", publisher_up && consumers_up);
+        // A recorder holding a message it cannot park says so on its own.
+        readiness.set(PARKING, consumers.iter().all(parking));
         gauge.set(readiness.is_ready() as i64);
         tokio::select! {
             _ = token.cancelled() => break,

@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::control::{Change, Notifier};
+use crate::control::{Announcement, Notifier};
 use crate::db::Database;
 
 /// Rows re-sealed per transaction.
@@ -136,7 +136,9 @@ async fn reseal_all(
         // with one notice per tenant (a notice reloads the whole tenant).
         let tenants: BTreeMap<String, String> = changed.into_iter().collect();
         for (tenant, id) in tenants {
-            notifier.changed(&tenant, &id, Change::Upserted).await;
+            notifier
+                .announce(Announcement::tenant_reload(&tenant, &id))
+                .await;
         }
     }
     Ok(count)

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::time::Duration;
 
 use config::{Environment, File, FileFormat, Source, Value, ValueKind};
 
@@ -271,6 +272,16 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
         return Err(invalid(
             "delivery.retry_delays",
             "every delay must be above zero",
+        ));
+    }
+    // Deliverers learn of deletes and PATCHes made while they were down from
+    // the control log (hookline.control.log), which keeps 7 days: a task
+    // must finish its ladder well within that.
+    let ladder: Duration = s.delivery.retry_delays.iter().sum();
+    if ladder > Duration::from_secs(6 * 86_400) {
+        return Err(invalid(
+            "delivery.retry_delays",
+            "the whole ladder must be at most 6 days (the control log keeps changes for 7)",
         ));
     }
     if s.delivery.timeout.is_zero() {

@@ -16,6 +16,7 @@ use crate::attempts::RecordSink;
 use crate::fairness::Admission;
 use crate::metrics::Metrics;
 use crate::record::{attempt_json, attempt_record, status_name};
+use crate::revisions::Verdict;
 use crate::sender::{SendResult, Sender};
 
 /// Everything needed to handle tasks on one broker session.
@@ -35,7 +36,7 @@ pub struct Handler {
     /// Per-subscription admission (in-flight cap, short local line).
     pub fairness: crate::fairness::Fairness,
     /// Subscriptions deleted or disabled meanwhile.
-    pub revocations: crate::revocations::Revocations,
+    pub revisions: crate::revisions::Revisions,
     /// Moves tasks of saturated subscriptions into their slow lanes.
     pub lanes: crate::lanes::Diverter,
     /// `/readyz`: turns red while tasks arrive that no key opens.
@@ -86,7 +87,7 @@ impl Handler {
         slots: &Slots,
         from_lane: bool,
     ) -> Disposition {
-        let task = match DeliveryTask::decode(payload) {
+        let mut task = match DeliveryTask::decode(payload) {
             Ok(task) if task.schema_version == SCHEMA_VERSION => task,
             Ok(task) => {
                 return self
@@ -121,9 +122,26 @@ impl Handler {
                 Err(_) => Disposition::Requeue,
             };
         }
-        if !task.test && self.revocations.is_revoked(&task.subscription_id) {
-            tracing::info!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, outcome = "dropped", "subscription deleted or disabled; task dropped");
-            return Disposition::Ack;
+        // A test send is built by the api from the row as it is now.
+        if !task.test {
+            match self.revisions.check(&mut task) {
+                Verdict::Drop => {
+                    self.metrics
+                        .superseded
+                        .with_label_values(&["dropped"])
+                        .inc();
+                    tracing::info!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, outcome = "dropped", "subscription deleted or disabled after this task was made; task dropped");
+                    return Disposition::Ack;
+                }
+                Verdict::Reshaped => {
+                    self.metrics
+                        .superseded
+                        .with_label_values(&["reshaped"])
+                        .inc();
+                    tracing::debug!(event_id = %task.event_id, subscription_id = %task.subscription_id, revision = task.revision, "task re-shaped to its subscription's newest revision");
+                }
+                Verdict::Current => {}
+            }
         }
         let admission = if from_lane {
             self.fairness.admit_patiently(&task.subscription_id).await

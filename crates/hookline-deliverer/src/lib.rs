@@ -10,7 +10,7 @@ pub mod handle;
 pub mod lanes;
 pub mod metrics;
 pub mod record;
-pub mod revocations;
+pub mod revisions;
 pub mod sender;
 pub mod signature;
 pub mod worker;
@@ -34,6 +34,7 @@ pub async fn run(
     let sender = sender::Sender::new(&config.delivery, config.keyring.clone())?;
     let readiness = Readiness::new();
     readiness.set("amqp", false);
+    readiness.set("control_log", false);
     hookline_runtime::health::spawn_ready_gauge(
         &shutdown,
         readiness.clone(),
@@ -58,12 +59,12 @@ pub async fn run(
         token: shutdown.token.clone(),
     };
     let ladder: std::time::Duration = config.delivery.retry_delays.iter().sum();
-    let revocations = revocations::Revocations::new(ladder + std::time::Duration::from_secs(3600));
+    let revisions = revisions::Revisions::new(ladder + std::time::Duration::from_secs(3600));
     let carried = worker::Carried {
         sender,
         metrics,
         readiness,
-        revocations,
+        revisions,
         book: lanes::LaneBook::default(),
     };
     let token = shutdown.token.clone();

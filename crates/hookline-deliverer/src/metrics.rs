@@ -35,6 +35,9 @@ pub struct Metrics {
     /// `hookline_deliverer_unopenable_tasks_total`: tasks whose sealed
     /// credentials no configured key opens, parked as dead letters.
     pub unopenable: IntCounter,
+    /// `hookline_deliverer_superseded_tasks_total{outcome}`: tasks built
+    /// before their subscription's newest change, re-shaped or dropped.
+    pub superseded: IntCounterVec,
 }
 
 impl Metrics {
@@ -84,6 +87,13 @@ impl Metrics {
                 "hookline_deliverer_lanes_refused_total",
                 "Slow lanes not consumed because delivery.max_lanes were consumed already.",
             )?,
+            superseded: IntCounterVec::new(
+                Opts::new(
+                    "hookline_deliverer_superseded_tasks_total",
+                    "Tasks built before their subscription's newest change: re-shaped to it, or dropped because it was deleted or disabled.",
+                ),
+                &["outcome"],
+            )?,
             unopenable: IntCounter::new(
                 "hookline_deliverer_unopenable_tasks_total",
                 "Tasks parked unsent because no configured key opens their sealed credentials.",
@@ -101,6 +111,7 @@ impl Metrics {
         registry.register(Box::new(metrics.control_ignored.clone()))?;
         registry.register(Box::new(metrics.unopenable.clone()))?;
         registry.register(Box::new(metrics.lanes_refused.clone()))?;
+        registry.register(Box::new(metrics.superseded.clone()))?;
         Ok(metrics)
     }
 }

@@ -15,7 +15,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,8 +33,8 @@ pub struct Carried {
     pub metrics: Metrics,
     /// `/readyz`.
     pub readiness: Readiness,
-    /// Subscriptions deleted or disabled.
-    pub revocations: crate::revocations::Revocations,
+    /// The newest known change of each subscription.
+    pub revisions: crate::revisions::Revisions,
     /// Slow lanes to resume after a reconnect.
     pub book: crate::lanes::LaneBook,
 }
@@ -51,7 +51,7 @@ pub async fn session(
         sender,
         metrics,
         readiness,
-        revocations,
+        revisions,
         book,
     } = carried;
     let publisher = ConfirmedPublisher::open(
@@ -81,8 +81,8 @@ pub async fn session(
             book.clone(),
             config.delivery.max_lanes,
         ),
-        publisher,
-        revocations: revocations.clone(),
+        publisher: publisher.clone(),
+        revisions: revisions.clone(),
         readiness: readiness.clone(),
         shutdown: token.clone(),
     });
@@ -112,13 +112,34 @@ pub async fn session(
         },
     );
     let lanes = tokio::spawn(lanes);
-    let control = crate::revocations::listen(
+    let (caught_up, read_to_mark) = oneshot::channel();
+    let control = crate::revisions::listen(
         connection.clone(),
-        revocations,
-        open_lane,
-        metrics.control_ignored.clone(),
+        crate::revisions::Listener {
+            revisions,
+            lanes: open_lane,
+            publisher,
+            ignored: metrics.control_ignored.clone(),
+            caught_up,
+        },
         token.clone(),
     );
+    tokio::pin!(control);
+    // No task is taken before every change in the control log is known: a
+    // deliverer restarted after a delete must not send that subscription's
+    // retries. A log that cannot be read to its end in time (a broker in
+    // trouble) is reported, and delivery goes on with what was read.
+    readiness.set("control_log", false);
+    tokio::select! {
+        read = tokio::time::timeout(CATCH_UP_WAIT, read_to_mark) => {
+            if read.is_err() {
+                tracing::warn!(wait = ?CATCH_UP_WAIT, "the control log was not read to its end in time; taking tasks with the changes read so far");
+            }
+        }
+        Err(error) = &mut control => return Err(error),
+        _ = token.cancelled() => return Ok(()),
+    }
+    readiness.set("control_log", true);
     let result = {
         let first = consumers.run(Source::queue(
             DELIVERIES_QUEUE,
@@ -165,6 +186,10 @@ enum Settle {
     /// Broker trouble: give it back for redelivery.
     Requeue(u64),
 }
+
+/// How long a session may spend reading the control log before it takes
+/// tasks anyway.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a task may wait for its subscription's send slot before it is
 /// moved into its slow lane: a fast endpoint's burst clears well within

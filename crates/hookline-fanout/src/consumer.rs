@@ -223,6 +223,7 @@ async fn fan_out(
             headers: target.legacy_headers.clone(),
             sealed_secrets: target.sealed_secrets.clone(),
             sealed_headers: target.sealed_headers.clone(),
+            revision: target.revision,
             attempt: 1,
             ..DeliveryTask::default()
         };

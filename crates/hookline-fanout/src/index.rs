@@ -31,6 +31,9 @@ pub struct Target {
     /// Static headers of a row the api has not re-sealed yet (written by a
     /// version before header sealing); empty otherwise.
     pub legacy_headers: HashMap<String, String>,
+    /// The row's revision: deliverers re-shape or drop a task built from
+    /// an older one than the newest change they have read.
+    pub revision: u64,
 }
 
 impl Identified for Target {
@@ -44,7 +47,7 @@ impl Identified for Target {
 pub type SharedIndex = Arc<RwLock<VersionedIndex<Target>>>;
 
 const SELECT: &str = "SELECT id, tenant, url, event_types, secret_sealed, previous_secret_sealed, \
-     previous_secret_expires_at, signature, headers, headers_sealed FROM subscriptions WHERE enabled";
+     previous_secret_expires_at, signature, headers, headers_sealed, revision FROM subscriptions WHERE enabled";
 
 /// Loads every enabled subscription.
 pub async fn load_all(pool: &PgPool) -> Result<SubscriptionIndex<Target>, sqlx::Error> {
@@ -108,6 +111,7 @@ fn target(
     let legacy_headers: HashMap<String, String> =
         serde_json::from_value(legacy_headers).map_err(|e| format!("headers: {e}"))?;
     let url: String = row.try_get("url").map_err(get_err)?;
+    let revision: i64 = row.try_get("revision").map_err(get_err)?;
     Ok((
         tenant,
         patterns,
@@ -118,6 +122,7 @@ fn target(
             signature: hookline_deliverer::signature::to_proto(&scheme),
             sealed_headers: sealed_headers.map(Bytes::from).unwrap_or_default(),
             legacy_headers,
+            revision: revision.max(0) as u64,
         },
     ))
 }

@@ -118,9 +118,14 @@ pub async fn listen(
             tracing::warn!("ignoring a control message this version does not understand");
             continue;
         };
-        if kind == ChangeKind::Slow {
-            lanes.note(&change.subscription_id);
-            continue;
+        match kind {
+            ChangeKind::Slow => {
+                lanes.note(&change.subscription_id);
+                continue;
+            }
+            // A deliverer catching up on the control log: not a change.
+            ChangeKind::Mark => continue,
+            _ => {}
         }
         {
             let ticket = write(&index).ticket();

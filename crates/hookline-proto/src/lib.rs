@@ -14,6 +14,22 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub use prost::Message;
 
+impl DeliveryTask {
+    /// Points the task at its subscription as of `revision`: URL, scheme
+    /// and sealed credentials. Used for replays and by a deliverer holding
+    /// a task built before the subscription last changed, so a retry goes
+    /// where the customer has since moved it, signed as they expect now.
+    pub fn reshape(&mut self, shape: &SubscriptionShape, revision: u64) {
+        self.url.clone_from(&shape.url);
+        self.signature.clone_from(&shape.signature);
+        self.secrets.clear();
+        self.headers.clear();
+        self.sealed_secrets.clone_from(&shape.sealed_secrets);
+        self.sealed_headers.clone_from(&shape.sealed_headers);
+        self.revision = revision;
+    }
+}
+
 impl SubscriptionChanged {
     /// A control message of `kind`, with the text form too, so readers of
     /// the previous version understand it during a rolling upgrade.
@@ -23,7 +39,7 @@ impl SubscriptionChanged {
             ChangeKind::Deleted => "deleted",
             ChangeKind::Disabled => "disabled",
             ChangeKind::Slow => "slow",
-            ChangeKind::Unspecified => "",
+            ChangeKind::Mark | ChangeKind::Unspecified => "",
         };
         Self {
             schema_version: SCHEMA_VERSION,
@@ -31,6 +47,7 @@ impl SubscriptionChanged {
             subscription_id: subscription_id.to_string(),
             change: text.to_string(),
             kind: kind as i32,
+            ..Self::default()
         }
     }
 

@@ -126,6 +126,17 @@ impl ServiceProcess {
         self.child.id()
     }
 
+    /// SIGTERM, then waits for the process to drain and exit.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await;
+        let waited = tokio::task::block_in_place(|| self.child.wait());
+        assert!(waited.is_ok(), "the process exits after SIGTERM");
+    }
+
     /// `kill -9`: no drain, no goodbye; whatever it held unacked goes back
     /// to the broker.
     pub fn kill9(&mut self) {

@@ -8,7 +8,7 @@ use lapin::message::Delivery;
 use sqlx::PgConnection;
 
 use super::consume::Sink;
-use crate::control::{Change, Notifier};
+use crate::control::{Announcement, Notifier};
 use crate::metrics::Metrics;
 use crate::store::attempts::{self, Written};
 use crate::store::parked;
@@ -97,9 +97,15 @@ impl Sink for AttemptSink {
                 .attempt_record_lag
                 .observe((now_ms - at_ms).max(0) as f64 / 1000.0);
         }
-        for (tenant, id) in outcome.written.disabled {
-            tracing::info!(%tenant, subscription_id = %id, "receiver answered 410 Gone; subscription disabled");
-            self.notifier.changed(&tenant, &id, Change::Disabled).await;
+        for gone in outcome.written.disabled {
+            tracing::info!(tenant = %gone.tenant, subscription_id = %gone.id, "receiver answered 410 Gone; subscription disabled");
+            self.notifier
+                .announce(Announcement::disabled(
+                    &gone.tenant,
+                    &gone.id,
+                    gone.revision,
+                ))
+                .await;
         }
     }
 }

@@ -24,6 +24,8 @@ use crate::store::{is_permanent, parked};
 
 /// How long a batch waits for more messages once it has one.
 const LINGER: Duration = Duration::from_millis(10);
+/// The readiness entry that is down while a message waits to be parked.
+pub(crate) const PARKING: &str = "parking";
 /// Longest pause between attempts while PostgreSQL is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -132,8 +134,17 @@ impl<S: Sink> Session<S> {
                         Some(Ok(())) => {
                             tracing::warn!(queue = S::QUEUE, %reason, "parked a message")
                         }
+                        // Never dropped: it stays unacked, and so does
+                        // everything after it, until it can be parked.
                         Some(Err(error)) => {
-                            tracing::error!(queue = S::QUEUE, %error, "cannot park a message; dropping it")
+                            tracing::error!(queue = S::QUEUE, %error, "cannot park a message; holding it unacked and reporting not ready until it can be");
+                            self.up.set(PARKING, false);
+                            let parked =
+                                self.park_until_stored(pool, &reason, &delivery.data).await;
+                            self.up.set(PARKING, true);
+                            if !parked {
+                                return false;
+                            }
                         }
                         None => return false,
                     }
@@ -142,6 +153,29 @@ impl<S: Sink> Session<S> {
             }
         }
         true
+    }
+
+    /// Parks one message, waiting out every error (even one PostgreSQL
+    /// calls permanent) with a growing pause; `false` when shutdown came
+    /// first.
+    async fn park_until_stored(&self, pool: &PgPool, reason: &str, payload: &[u8]) -> bool {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match park_once(pool, S::QUEUE, reason, payload).await {
+                Ok(()) => {
+                    tracing::warn!(queue = S::QUEUE, %reason, "parked a message at last");
+                    return true;
+                }
+                Err(error) => {
+                    tracing::error!(queue = S::QUEUE, %error, retry_in = ?delay, "still cannot park a message")
+                }
+            }
+            tokio::select! {
+                _ = self.token.cancelled() => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
     }
 
     async fn write_once(&self, pool: &PgPool, deliveries: &[Delivery]) -> Result<(), sqlx::Error> {

@@ -4,6 +4,8 @@
 
 mod attempts;
 mod consume;
+
+pub(crate) use consume::PARKING;
 mod dead_letters;
 
 use std::sync::Arc;

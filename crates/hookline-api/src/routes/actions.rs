@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{task, views};
 use crate::auth::Caller;
-use crate::control::Change;
+use crate::control::Announcement;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
@@ -58,8 +58,15 @@ pub(super) async fn test_send(
                 .metrics
                 .attempt_records_written
                 .inc_by(written.inserted);
-            for (tenant, id) in written.disabled {
-                state.notifier.changed(&tenant, &id, Change::Disabled).await;
+            for gone in written.disabled {
+                state
+                    .notifier
+                    .announce(Announcement::disabled(
+                        &gone.tenant,
+                        &gone.id,
+                        gone.revision,
+                    ))
+                    .await;
             }
         }
         Err(error) => tracing::warn!(%error, subscription_id = %id, "cannot record a test attempt"),
@@ -98,6 +105,9 @@ pub(super) async fn rotate_secret(
     })
     .await?
     .ok_or_else(|| ApiError::not_found("subscription", &id))?;
-    state.notifier.changed(&tenant, &id, Change::Upserted).await;
+    state
+        .notifier
+        .announce(Announcement::of_row(&row, keyring)?)
+        .await;
     Ok(Json(views::subscription(keyring, &row, Some(&secret))?))
 }

@@ -7,7 +7,7 @@ mod draft;
 mod history;
 pub(crate) mod openapi;
 mod subscriptions;
-mod task;
+pub(crate) mod task;
 mod views;
 
 use axum::extract::DefaultBodyLimit;

@@ -133,6 +133,12 @@ fn build() -> Value {
         ),
         json!({"name": "subscription_id", "in": "query", "schema": {"type": "string"}}),
     );
+    // api.manual_sends_per_minute, per tenant, shared by test sends and
+    // replays.
+    let rate_limited = (
+        "429",
+        "rate_limited: the tenant's test sends and replays exceeded api.manual_sends_per_minute; Retry-After says when to try again",
+    );
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -158,7 +164,7 @@ fn build() -> Value {
                 "delete": operation("Delete a subscription; no delivery starts for it afterwards", ("204", "Deleted"), &[])
             },
             "/v1/tenants/{tenant}/subscriptions/{id}/test": {
-                "post": operation("Send one real, signed sample delivery now and answer the attempt", ("200", "The attempt"), &[malformed, invalid])
+                "post": operation("Send one real, signed sample delivery now and answer the attempt", ("200", "The attempt"), &[malformed, invalid, rate_limited])
             },
             "/v1/tenants/{tenant}/subscriptions/{id}/rotate-secret": {
                 "post": operation("Rotate the secret; the old one keeps signing during the overlap", ("200", "The subscription with its new secret"), &[malformed, invalid])
@@ -167,7 +173,7 @@ fn build() -> Value {
             "/v1/tenants/{tenant}/dead-letters": { "get": dead },
             "/v1/tenants/{tenant}/dead-letters/{id}/replay": {
                 "post": operation("Send a dead letter again as a new first attempt", ("202", "Replayed"),
-                    &[("409", "subscription_deleted or subscription_disabled")])
+                    &[("409", "subscription_deleted or subscription_disabled"), rate_limited])
             },
             "/openapi.json": { "get": { "summary": "This document", "responses": responses(&[("200", "OpenAPI 3.1 JSON")]) } },
             "/healthz": { "get": { "summary": "Process alive", "responses": responses(&[("200", "ok")]) } },

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::draft::Draft;
 use super::views;
 use crate::auth::Caller;
-use crate::control::Change;
+use crate::control::Announcement;
 use crate::cursor::Page;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -53,6 +53,7 @@ pub(super) async fn create(
         last_error: None,
         created_at: now,
         updated_at: now,
+        revision: 0,
     };
     let max = state.config.api.max_subscriptions_per_tenant;
     let created = subscriptions::insert(pool, &row, max)
@@ -63,7 +64,7 @@ pub(super) async fn create(
         })?;
     state
         .notifier
-        .changed(&tenant, &created.id, Change::Upserted)
+        .announce(Announcement::of_row(&created, keyring)?)
         .await;
     Ok((
         StatusCode::CREATED,
@@ -137,14 +138,12 @@ pub(super) async fn update(
     })
     .await?
     .ok_or_else(|| ApiError::not_found("subscription", &id))?;
-    // Deliverers drop queued tasks of a disabled subscription; fanout
-    // reloads the tenant either way.
-    let change = if updated.enabled {
-        Change::Upserted
-    } else {
-        Change::Disabled
-    };
-    state.notifier.changed(&tenant, &id, change).await;
+    // Deliverers re-shape queued tasks to the new URL and credentials, or
+    // drop them once it is disabled; fanout reloads the tenant either way.
+    state
+        .notifier
+        .announce(Announcement::of_row(&updated, keyring)?)
+        .await;
     Ok(Json(views::subscription(keyring, &updated, Some(&secret))?))
 }
 
@@ -156,9 +155,12 @@ pub(super) async fn remove(
     ApiPath((tenant, id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.check_tenant(&tenant)?;
-    if !subscriptions::delete(state.db.pool()?, &tenant, &id).await? {
+    let Some(revision) = subscriptions::delete(state.db.pool()?, &tenant, &id).await? else {
         return Err(ApiError::not_found("subscription", &id));
-    }
-    state.notifier.changed(&tenant, &id, Change::Deleted).await;
+    };
+    state
+        .notifier
+        .announce(Announcement::deleted(&tenant, &id, revision))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_deliverer::signature::to_proto;
 use hookline_model::ids;
 use hookline_model::sealed::Keyring;
-use hookline_proto::{DeliveryTask, SCHEMA_VERSION};
+use hookline_proto::{DeliveryTask, SubscriptionShape, SCHEMA_VERSION};
 use hookline_signature::SignatureScheme;
 use serde_json::json;
 
@@ -15,23 +15,16 @@ use super::views;
 use crate::error::ApiError;
 use crate::store::subscriptions::SubscriptionRow;
 
-/// Points `task` at the subscription as it is now: URL, sealed secrets
-/// (current, and the previous one during its overlap), scheme and sealed
-/// static headers. A replay goes where the customer has since moved it,
-/// signed with the secret they hold now.
-pub(super) fn refresh(
-    task: &mut DeliveryTask,
+/// The subscription as it is now, for tasks and for the control message
+/// that announces the change: URL, scheme, sealed secrets (current, and the
+/// previous one during its overlap) and sealed static headers.
+pub(crate) fn shape(
     row: &SubscriptionRow,
     keyring: &Keyring,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<SubscriptionShape, ApiError> {
     let scheme: SignatureScheme = serde_json::from_value(row.signature.clone()).unwrap_or_default();
-    task.url = row.url.clone();
-    task.signature = Some(to_proto(&scheme));
-    task.secrets.clear();
-    task.headers.clear();
-    task.sealed_secrets = views::sealed_signing_secrets(row, now);
-    task.sealed_headers = match &row.headers_sealed {
+    let sealed_headers = match &row.headers_sealed {
         Some(sealed) => sealed.clone().into(),
         // A row not yet re-sealed: seal its clear headers for the trip.
         None => {
@@ -42,6 +35,23 @@ pub(super) fn refresh(
                 .into()
         }
     };
+    Ok(SubscriptionShape {
+        url: row.url.clone(),
+        signature: Some(to_proto(&scheme)),
+        sealed_secrets: views::sealed_signing_secrets(row, now),
+        sealed_headers,
+    })
+}
+
+/// Points `task` at the subscription as it is now: a replay goes where the
+/// customer has since moved it, signed with the secret they hold now.
+pub(super) fn refresh(
+    task: &mut DeliveryTask,
+    row: &SubscriptionRow,
+    keyring: &Keyring,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    task.reshape(&shape(row, keyring, now)?, row.revision.max(0) as u64);
     Ok(())
 }
 

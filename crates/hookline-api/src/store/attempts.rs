@@ -21,9 +21,20 @@ const MAX_ERROR_CHARS: usize = 2000;
 pub(crate) struct Written {
     /// Rows inserted (redelivered records are skipped, not counted).
     pub inserted: u64,
-    /// `(tenant, subscription id)` of subscriptions this write disabled
-    /// because their receiver answered 410 Gone.
-    pub disabled: Vec<(String, String)>,
+    /// Subscriptions this write disabled because their receiver answered
+    /// 410 Gone.
+    pub disabled: Vec<Disabled>,
+}
+
+/// A subscription disabled by a 410 Gone answer, to announce.
+#[derive(Debug)]
+pub(crate) struct Disabled {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its id.
+    pub id: String,
+    /// Its revision after the disable.
+    pub revision: i64,
 }
 
 fn at_of(record: &AttemptRecord) -> DateTime<Utc> {
@@ -159,7 +170,7 @@ pub(crate) async fn write(
             "UPDATE subscriptions s SET enabled = false, updated_at = now() \
              FROM UNNEST($1::text[], $2::text[]) AS g(tenant, id) \
              WHERE s.tenant = g.tenant AND s.id = g.id AND s.enabled \
-             RETURNING s.tenant, s.id",
+             RETURNING s.tenant, s.id, s.revision",
         )
         .bind(
             gone.iter()
@@ -174,7 +185,11 @@ pub(crate) async fn write(
         .fetch_all(&mut *conn)
         .await?;
         for row in rows {
-            disabled.push((row.try_get("tenant")?, row.try_get("id")?));
+            disabled.push(Disabled {
+                tenant: row.try_get("tenant")?,
+                id: row.try_get("id")?,
+                revision: row.try_get("revision")?,
+            });
         }
     }
     Ok(Written { inserted, disabled })

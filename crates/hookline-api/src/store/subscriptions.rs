@@ -49,11 +49,14 @@ pub(crate) struct SubscriptionRow {
     pub created_at: DateTime<Utc>,
     /// Last change by a client (or a 410 disable).
     pub updated_at: DateTime<Utc>,
+    /// Number of the last change to where or how it delivers (migration
+    /// 0003); tasks and control messages carry it.
+    pub revision: i64,
 }
 
 const COLUMNS: &str = "id, tenant, name, url, event_types, enabled, secret_sealed, previous_secret_sealed, \
      previous_secret_expires_at, signature, headers, headers_sealed, last_attempt_at, last_status, last_response_status, \
-     last_error, created_at, updated_at";
+     last_error, created_at, updated_at, revision";
 
 fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
     Ok(SubscriptionRow {
@@ -75,6 +78,7 @@ fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        revision: row.try_get("revision")?,
     })
 }
 
@@ -223,13 +227,20 @@ where
     Ok(Some(updated))
 }
 
-/// Deletes a subscription; `false` when it did not exist. Its history stays
-/// until retention removes it.
-pub(crate) async fn delete(pool: &PgPool, tenant: &str, id: &str) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query("DELETE FROM subscriptions WHERE tenant = $1 AND id = $2")
-        .bind(tenant)
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(result.rows_affected() > 0)
+/// Deletes a subscription; the revision of the deletion (newer than any
+/// task of it), or `None` when it did not exist. Its history stays until
+/// retention removes it.
+pub(crate) async fn delete(
+    pool: &PgPool,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "DELETE FROM subscriptions WHERE tenant = $1 AND id = $2 \
+         RETURNING nextval('subscription_revisions')",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
