@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use hookline_amqp::{SharedPublisher, SharedPublisherConfig, Topology};
-use hookline_deliverer::sender::Sender;
 use hookline_model::ssrf::Guard;
 use hookline_runtime::{ops, Readiness, Shutdown};
+use hookline_send::Sender;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -56,7 +56,7 @@ pub async fn run(
         )
         .context("amqp.url")?,
     );
-    let keyring = Arc::new(hookline_deliverer::config::keyring_of(&config.api));
+    let keyring = Arc::new(hookline_send::keyring_of(&config.api));
     let sender = Sender::new(&config.delivery, keyring.clone()).context("delivery")?;
     let notifier = Notifier::new(publisher.clone());
     let readiness = Readiness::new();

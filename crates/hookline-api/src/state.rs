@@ -4,8 +4,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use hookline_amqp::SharedPublisher;
-use hookline_deliverer::sender::Sender;
 use hookline_model::sealed::Keyring;
+use hookline_send::Sender;
 
 use crate::config::ApiConfig;
 use crate::control::Notifier;

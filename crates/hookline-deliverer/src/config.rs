@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_amqp::Topology;
-use hookline_config::{ApiSettings, DeliverySettings, Settings};
+use hookline_config::{DeliverySettings, Settings};
 use hookline_model::sealed::Keyring;
 
 /// Everything a deliverer reads.
@@ -32,14 +32,6 @@ pub struct DelivererConfig {
     pub keyring: Arc<Keyring>,
 }
 
-/// The keys of `api.secret_key` and `api.previous_secret_keys`.
-pub fn keyring_of(api: &ApiSettings) -> Keyring {
-    Keyring::new(
-        api.secret_key.expose(),
-        api.previous_secret_keys.iter().map(|k| k.expose()),
-    )
-}
-
 impl DelivererConfig {
     /// Takes the deliverer's sections.
     pub fn from_settings(settings: &Settings) -> Self {
@@ -55,7 +47,7 @@ impl DelivererConfig {
             reconnect_delay: settings.amqp.reconnect_delay,
             delivery: settings.delivery.clone(),
             grace_period: settings.shutdown.grace_period,
-            keyring: Arc::new(keyring_of(&settings.api)),
+            keyring: Arc::new(hookline_send::keyring_of(&settings.api)),
         }
     }
 

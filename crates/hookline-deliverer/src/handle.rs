@@ -12,12 +12,12 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use tokio::sync::Semaphore;
 
+use crate::admission::Admission;
 use crate::attempts::RecordSink;
-use crate::fairness::Admission;
 use crate::metrics::Metrics;
-use crate::record::{attempt_json, attempt_record, status_name};
 use crate::revisions::Verdict;
-use crate::sender::{SendResult, Sender};
+use hookline_send::record::{attempt_json, attempt_record, status_name};
+use hookline_send::{SendResult, Sender};
 
 /// Everything needed to handle tasks on one broker session.
 pub struct Handler {
@@ -34,7 +34,7 @@ pub struct Handler {
     /// Publish successes to `hookline.outcomes` too.
     pub publish_successes: bool,
     /// Per-subscription admission (in-flight cap, short local line).
-    pub fairness: crate::fairness::Fairness,
+    pub gates: crate::admission::Gates,
     /// Subscriptions deleted or disabled meanwhile.
     pub revisions: crate::revisions::Revisions,
     /// Moves tasks of saturated subscriptions into their slow lanes.
@@ -144,9 +144,9 @@ impl Handler {
             }
         }
         let admission = if from_lane {
-            self.fairness.admit_patiently(&task.subscription_id).await
+            self.gates.admit_patiently(&task.subscription_id).await
         } else {
-            self.fairness.admit(&task.subscription_id).await
+            self.gates.admit(&task.subscription_id).await
         };
         let ticket = match admission {
             Admission::Admitted(ticket) => ticket,
@@ -155,7 +155,7 @@ impl Handler {
             }
             // Every lane this deliverer may consume is taken: wait here,
             // holding no worker slot, rather than in a lane nobody reads.
-            Admission::Defer => match self.fairness.admit_patiently(&task.subscription_id).await {
+            Admission::Defer => match self.gates.admit_patiently(&task.subscription_id).await {
                 Admission::Admitted(ticket) => ticket,
                 Admission::Defer => return self.defer(&task).await,
             },
@@ -214,7 +214,7 @@ impl Handler {
         now: chrono::DateTime<Utc>,
     ) -> Result<(), AmqpError> {
         let mut parked = task.clone();
-        crate::credentials::strip(&mut parked);
+        hookline_send::credentials::strip(&mut parked);
         let dead = DeadLetter {
             schema_version: SCHEMA_VERSION,
             task: Some(parked),

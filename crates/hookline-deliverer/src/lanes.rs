@@ -23,12 +23,8 @@ use hookline_amqp::{declare_lane, protobuf_properties, AmqpError, ConfirmedPubli
 use hookline_config::QueueType;
 use hookline_model::sync::lock;
 use hookline_proto::{ChangeKind, DeliveryTask, Message, SubscriptionChanged};
-use lapin::options::QueueDeleteOptions;
 use lapin::Connection;
-use tokio::sync::{mpsc, Semaphore};
-use tokio_util::task::TaskTracker;
-
-use crate::worker::{Consumers, Ended, Source};
+use tokio::sync::mpsc;
 
 /// A lane unused this long is deleted (when empty).
 pub const LANE_IDLE: Duration = Duration::from_secs(60);
@@ -48,11 +44,11 @@ pub struct LaneId {
 /// The lanes this deliverer consumes, kept across broker sessions so a
 /// reconnect resumes them.
 #[derive(Clone, Debug, Default)]
-pub struct LaneBook {
+pub struct ConsumedLanes {
     known: Arc<Mutex<HashSet<LaneId>>>,
 }
 
-impl LaneBook {
+impl ConsumedLanes {
     /// Remembers a lane being consumed.
     pub fn remember(&self, lane: &LaneId) {
         lock(&self.known).insert(lane.clone());
@@ -88,7 +84,7 @@ pub struct Diverter {
     declared: Mutex<HashSet<String>>,
     noted: Mutex<HashMap<String, Instant>>,
     open: mpsc::UnboundedSender<LaneId>,
-    book: LaneBook,
+    consumed_lanes: ConsumedLanes,
     max_lanes: usize,
 }
 
@@ -100,7 +96,7 @@ impl Diverter {
         publisher: ConfirmedPublisher,
         queue_type: QueueType,
         open: mpsc::UnboundedSender<LaneId>,
-        book: LaneBook,
+        consumed_lanes: ConsumedLanes,
         max_lanes: usize,
     ) -> Self {
         Self {
@@ -110,7 +106,7 @@ impl Diverter {
             declared: Mutex::default(),
             noted: Mutex::default(),
             open,
-            book,
+            consumed_lanes,
             max_lanes,
         }
     }
@@ -119,7 +115,7 @@ impl Diverter {
     /// consumed already, or this deliverer may consume one more
     /// (`delivery.max_lanes`). Otherwise the task waits where it is.
     pub fn has_room(&self, subscription_id: &str) -> bool {
-        lock(&self.declared).contains(subscription_id) || self.book.len() < self.max_lanes
+        lock(&self.declared).contains(subscription_id) || self.consumed_lanes.len() < self.max_lanes
     }
 
     async fn declare(&self, subscription_id: &str) -> Result<String, AmqpError> {
@@ -198,130 +194,9 @@ impl Diverter {
     }
 }
 
-/// How lanes are consumed.
-pub struct LaneSettings {
-    /// Queue type the lanes are declared with.
-    pub queue_type: QueueType,
-    /// Prefetch of a lane: the per-subscription cap.
-    pub prefetch: usize,
-    /// Slots every lane's sends share, so slow endpoints together cannot
-    /// hold every worker slot.
-    pub slots: Arc<Semaphore>,
-    /// Lanes consumed at once (`delivery.max_lanes`): with the prefetch, it
-    /// bounds the tasks lanes hold in memory to `max_lanes × prefetch`,
-    /// whatever "slow" notes arrive on the control exchange.
-    pub max_lanes: usize,
-}
-
-/// Consumes every lane asked for (by this deliverer's diversions, other
-/// deliverers' notes, or a previous session) until the session ends, and
-/// repeats the "slow" note for lanes whose endpoint is still slow.
-pub async fn run(
-    consumers: Consumers,
-    mut open: mpsc::UnboundedReceiver<LaneId>,
-    book: LaneBook,
-    settings: LaneSettings,
-) {
-    let settings = Arc::new(settings);
-    let mut running: HashMap<String, LaneId> = HashMap::new();
-    let lanes = TaskTracker::new();
-    let (done, mut finished) = mpsc::unbounded_channel::<LaneId>();
-    let mut resume = book.all();
-    let mut note = tokio::time::interval(NOTE_EVERY);
-    loop {
-        let lane = match resume.pop() {
-            Some(lane) => lane,
-            None => tokio::select! {
-                Some(lane) = open.recv() => lane,
-                Some(lane) = finished.recv() => {
-                    running.remove(&lane.subscription_id);
-                    continue;
-                }
-                _ = note.tick() => {
-                    for lane in running.values() {
-                        if consumers.handler.fairness.is_slow(&lane.subscription_id) {
-                            consumers.handler.lanes.note_slow(lane).await;
-                        }
-                    }
-                    continue;
-                }
-                _ = consumers.token.cancelled() => break,
-            },
-        };
-        if running.contains_key(&lane.subscription_id) {
-            continue;
-        }
-        if running.len() >= settings.max_lanes {
-            // Its tasks wait in the lane for another deliverer, or go back
-            // to the shared retry queue after LANE_TTL.
-            consumers.handler.metrics.lanes_refused.inc();
-            tracing::debug!(subscription_id = %lane.subscription_id, "delivery.max_lanes reached; not consuming another lane");
-            continue;
-        }
-        running.insert(lane.subscription_id.clone(), lane.clone());
-        let (consumers, book, settings, done) = (
-            consumers.clone(),
-            book.clone(),
-            settings.clone(),
-            done.clone(),
-        );
-        lanes.spawn(async move {
-            consume_lane(&consumers, &lane, &book, &settings).await;
-            let _ = done.send(lane);
-        });
-    }
-    lanes.close();
-    lanes.wait().await;
-}
-
-/// Consumes one lane until it is idle and empty (then deletes it), deleted
-/// by someone else, or the session ends.
-async fn consume_lane(
-    consumers: &Consumers,
-    lane: &LaneId,
-    book: &LaneBook,
-    settings: &LaneSettings,
-) {
-    let id = &lane.subscription_id;
-    loop {
-        let declared = declare_apart(&consumers.connection, settings.queue_type, id);
-        let queue = match declared.await {
-            Ok(queue) => queue,
-            Err(error) => {
-                tracing::warn!(subscription_id = %id, %error, "cannot declare a slow lane");
-                return;
-            }
-        };
-        book.remember(lane);
-        tracing::info!(subscription_id = %id, "consuming the subscription's slow lane");
-        let source = Source {
-            queue: queue.clone(),
-            prefetch: settings.prefetch,
-            own_slots: Some(settings.slots.clone()),
-            lane: true,
-            idle: Some(LANE_IDLE),
-        };
-        match consumers.consume(source).await {
-            Ok(Ended::Idle) if delete_if_empty(consumers, &queue).await => {}
-            // Tasks arrived meanwhile: keep consuming.
-            Ok(Ended::Idle) => continue,
-            Ok(Ended::Gone) => {}
-            Ok(Ended::Cancelled) => return,
-            Err(error) => {
-                tracing::warn!(subscription_id = %id, %error, "slow lane consumer failed");
-                return;
-            }
-        }
-        tracing::info!(subscription_id = %id, "slow lane removed");
-        book.forget(lane);
-        consumers.handler.lanes.deleted(id);
-        return;
-    }
-}
-
 /// Declares a lane on a channel of its own: a refused declaration closes
 /// only that channel, never the one every outcome is published on.
-async fn declare_apart(
+pub(crate) async fn declare_apart(
     connection: &Connection,
     queue_type: QueueType,
     subscription_id: &str,
@@ -330,21 +205,4 @@ async fn declare_apart(
     let name = declare_lane(&channel, queue_type, subscription_id).await?;
     let _ = channel.close(200, "lane declared").await;
     Ok(name)
-}
-
-/// Deletes `queue` if it holds nothing. A refusal closes the channel it was
-/// asked on, so that is a channel of its own.
-async fn delete_if_empty(consumers: &Consumers, queue: &str) -> bool {
-    let Ok(channel) = consumers.connection.create_channel().await else {
-        return false;
-    };
-    let options = QueueDeleteOptions {
-        if_empty: true,
-        ..QueueDeleteOptions::default()
-    };
-    let deleted = channel.queue_delete(queue, options).await.is_ok();
-    if deleted {
-        let _ = channel.close(200, "lane deleted").await;
-    }
-    deleted
 }

@@ -2,18 +2,17 @@
 //! acks, schedules a retry on the ladder, or parks the task as dead.
 //! Stateless and database-free, so it scales on queue depth alone.
 
+pub mod admission;
 pub mod attempts;
 pub mod config;
-pub mod credentials;
-pub mod fairness;
+pub mod consume;
+pub mod control;
 pub mod handle;
+pub mod lane_supervisor;
 pub mod lanes;
 pub mod metrics;
-pub mod record;
 pub mod revisions;
-pub mod sender;
-pub mod signature;
-pub mod worker;
+pub mod session;
 
 use hookline_amqp::{supervise, SessionContext};
 use hookline_runtime::{ops, Readiness, Shutdown};
@@ -31,7 +30,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let metrics = metrics::Metrics::register(&registry)?;
-    let sender = sender::Sender::new(&config.delivery, config.keyring.clone())?;
+    let sender = hookline_send::Sender::new(&config.delivery, config.keyring.clone())?;
     let readiness = Readiness::new();
     readiness.set("amqp", false);
     readiness.set("control_log", false);
@@ -60,17 +59,17 @@ pub async fn run(
     };
     let ladder: std::time::Duration = config.delivery.retry_delays.iter().sum();
     let revisions = revisions::Revisions::new(ladder + std::time::Duration::from_secs(3600));
-    let carried = worker::Carried {
+    let carried = session::AcrossSessions {
         sender,
         metrics,
         readiness,
         revisions,
-        book: lanes::LaneBook::default(),
+        consumed_lanes: lanes::ConsumedLanes::default(),
     };
     let token = shutdown.token.clone();
     shutdown.tracker.spawn(async move {
         supervise(ctx, |connection| {
-            worker::session(connection, config.clone(), carried.clone(), token.clone())
+            session::session(connection, config.clone(), carried.clone(), token.clone())
         })
         .await;
     });

@@ -31,7 +31,7 @@ use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
 
 /// What one event produced: its outcome label and the confirms to wait on.
-struct Fanned {
+struct FanoutOutcome {
     outcome: &'static str,
     confirms: Vec<PendingConfirm>,
     /// How many of the tasks went into slow lanes.
@@ -39,7 +39,7 @@ struct Fanned {
 }
 
 /// An event's acker and what it produced.
-type Pending = (Acker, Fanned);
+type Pending = (Acker, FanoutOutcome);
 
 /// Consumes `hookline.events.fanout` until the connection fails or `token`
 /// is cancelled.
@@ -153,7 +153,7 @@ async fn fan_out(
     index: &SharedIndex,
     lanes: &SlowLanes,
     metrics: &Metrics,
-) -> Result<Fanned, AmqpError> {
+) -> Result<FanoutOutcome, AmqpError> {
     let raw = &delivery.data;
     let parsed = match redelivered_too_often(delivery.properties.headers().as_ref()) {
         // Parked before the broker's delivery limit would drop it into the
@@ -177,7 +177,7 @@ async fn fan_out(
                     .publish("", INVALID_QUEUE, raw, properties)
                     .await?,
             ];
-            return Ok(Fanned {
+            return Ok(FanoutOutcome {
                 outcome: "invalid",
                 confirms,
                 to_lanes: 0,
@@ -196,7 +196,7 @@ async fn fan_out(
         .match_seconds
         .observe(started.elapsed().as_secs_f64());
     if targets.is_empty() {
-        return Ok(Fanned {
+        return Ok(FanoutOutcome {
             outcome: "unmatched",
             confirms: Vec::new(),
             to_lanes: 0,
@@ -243,7 +243,7 @@ async fn fan_out(
                 .await?,
         );
     }
-    Ok(Fanned {
+    Ok(FanoutOutcome {
         outcome: "matched",
         confirms: pending,
         to_lanes,

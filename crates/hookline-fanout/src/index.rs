@@ -119,7 +119,7 @@ fn target(
             id,
             url,
             sealed_secrets,
-            signature: hookline_deliverer::signature::to_proto(&scheme),
+            signature: hookline_proto::signature::to_proto(&scheme),
             sealed_headers: sealed_headers.map(Bytes::from).unwrap_or_default(),
             legacy_headers,
             revision: revision.max(0) as u64,

@@ -64,7 +64,7 @@ proptest! {
     #[ignore = "fuzz target: make fuzz"]
     fn task_decoding_never_panics(raw in prop::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(task) = DeliveryTask::decode(raw.as_slice()) {
-            let _ = hookline_deliverer::signature::scheme_of(&task);
+            let _ = hookline_proto::signature::scheme_of(&task);
         }
     }
 

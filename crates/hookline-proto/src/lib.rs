@@ -8,6 +8,8 @@ mod generated {
 
 pub use generated::*;
 
+pub mod signature;
+
 /// The schema version this build writes and accepts; a message with another
 /// version is parked rather than guessed at.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -4,9 +4,9 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
-use hookline_deliverer::record::{attempt_json, attempt_record};
 use hookline_model::retry::Classification;
 use hookline_proto::AttemptStatus;
+use hookline_send::record::{attempt_json, attempt_record};
 use hookline_signature::{generate_secret, SignatureScheme};
 use serde_json::Value;
 

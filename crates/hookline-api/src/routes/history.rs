@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use hookline_amqp::names::DELIVERIES_QUEUE;
-use hookline_deliverer::record::attempt_json;
 use hookline_proto::{DeliveryTask, Message as _, SCHEMA_VERSION};
+use hookline_send::record::attempt_json;
 use serde_json::{json, Value};
 
 use super::{task, views};

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use hookline_deliverer::signature::to_proto;
 use hookline_model::ids;
 use hookline_model::sealed::Keyring;
+use hookline_proto::signature::to_proto;
 use hookline_proto::{DeliveryTask, SubscriptionShape, SCHEMA_VERSION};
 use hookline_signature::SignatureScheme;
 use serde_json::json;

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use hookline_deliverer::record::status_name;
 use hookline_proto::{AttemptRecord, AttemptStatus};
+use hookline_send::record::status_name;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 

@@ -1,7 +1,7 @@
 //! Converting between the task's protobuf `Signature` and the signing
 //! crate's scheme.
 
-use hookline_proto::{DeliveryTask, Signature};
+use crate::{DeliveryTask, Signature};
 use hookline_signature::{Encoding, HmacScheme, SignatureScheme, SignedContent, TimestampUnit};
 
 /// The scheme a task is signed with; an unreadable one falls back to

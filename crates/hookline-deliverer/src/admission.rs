@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Per-subscription state.
 #[derive(Debug)]
-struct Lane {
+struct Gate {
     sends: Arc<Semaphore>,
     waiting: AtomicUsize,
     slow: AtomicBool,
@@ -28,7 +28,7 @@ struct Lane {
     next_ticket: AtomicU64,
 }
 
-impl Lane {
+impl Gate {
     fn new(cap: usize) -> Self {
         Self {
             sends: Arc::new(Semaphore::new(cap)),
@@ -44,7 +44,7 @@ impl Lane {
         lock(&self.started).push_back((id, Instant::now()));
         Ticket {
             _permit: permit,
-            lane: self,
+            gate: self,
             id,
         }
     }
@@ -65,13 +65,13 @@ const SLOW_ANSWER: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct Ticket {
     _permit: OwnedSemaphorePermit,
-    lane: Arc<Lane>,
+    gate: Arc<Gate>,
     id: u64,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut started = lock(&self.lane.started);
+        let mut started = lock(&self.gate.started);
         if let Some(at) = started.iter().position(|(id, _)| *id == self.id) {
             started.remove(at);
         }
@@ -82,16 +82,16 @@ impl Ticket {
     /// Records the send's duration: it decides how long this endpoint's
     /// line may grow.
     pub fn finished(&self, took: Duration) {
-        self.lane.slow.store(took > SLOW_ANSWER, Ordering::Relaxed);
+        self.gate.slow.store(took > SLOW_ANSWER, Ordering::Relaxed);
     }
 }
 
 /// Admission control for one deliverer.
 #[derive(Debug)]
-pub struct Fairness {
+pub struct Gates {
     cap: usize,
-    max_wait: Option<Duration>,
-    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    max_wait: Duration,
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
 }
 
 /// The outcome of asking to send.
@@ -103,80 +103,76 @@ pub enum Admission {
     Defer,
 }
 
-/// Lanes kept before idle ones are swept.
+/// Gates kept before idle ones are swept.
 const SWEEP_ABOVE: usize = 4096;
 
-impl Fairness {
-    /// `cap` sends per subscription; `max_wait` in line before deferring
-    /// (`None`: never defer, for a configuration without a ladder).
-    pub fn new(cap: usize, max_wait: Option<Duration>) -> Self {
+impl Gates {
+    /// `cap` sends per subscription; `max_wait` in line before deferring.
+    pub fn new(cap: usize, max_wait: Duration) -> Self {
         Self {
             cap,
             max_wait,
-            lanes: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
         }
     }
 
-    fn lane(&self, subscription_id: &str) -> Arc<Lane> {
-        let mut lanes = lock(&self.lanes);
-        if lanes.len() > SWEEP_ABOVE {
+    fn gate(&self, subscription_id: &str) -> Arc<Gate> {
+        let mut gates = lock(&self.gates);
+        if gates.len() > SWEEP_ABOVE {
             let cap = self.cap;
-            lanes.retain(|_, lane| {
-                lane.sends.available_permits() < cap || lane.waiting.load(Ordering::Relaxed) > 0
+            gates.retain(|_, gate| {
+                gate.sends.available_permits() < cap || gate.waiting.load(Ordering::Relaxed) > 0
             });
         }
-        lanes
+        gates
             .entry(subscription_id.to_string())
-            .or_insert_with(|| Arc::new(Lane::new(self.cap)))
+            .or_insert_with(|| Arc::new(Gate::new(self.cap)))
             .clone()
     }
 
     /// Whether this subscription's last answer was slow.
     pub fn is_slow(&self, subscription_id: &str) -> bool {
-        let lanes = lock(&self.lanes);
-        lanes
+        let gates = lock(&self.gates);
+        gates
             .get(subscription_id)
-            .is_some_and(|lane| lane.is_slow())
+            .is_some_and(|gate| gate.is_slow())
     }
 
     /// Waits for a send slot however long it takes: for tasks from the
     /// subscription's own slow lane, whose prefetch already bounds them.
     pub async fn admit_patiently(&self, subscription_id: &str) -> Admission {
-        let lane = self.lane(subscription_id);
-        lane.waiting.fetch_add(1, Ordering::AcqRel);
-        let permit = lane.sends.clone().acquire_owned().await;
-        lane.waiting.fetch_sub(1, Ordering::AcqRel);
+        let gate = self.gate(subscription_id);
+        gate.waiting.fetch_add(1, Ordering::AcqRel);
+        let permit = gate.sends.clone().acquire_owned().await;
+        gate.waiting.fetch_sub(1, Ordering::AcqRel);
         match permit {
-            Ok(permit) => Admission::Admitted(lane.ticket(permit)),
+            Ok(permit) => Admission::Admitted(gate.ticket(permit)),
             Err(_) => Admission::Defer,
         }
     }
 
     /// Waits for a send slot of `subscription_id`, or says to defer.
     pub async fn admit(&self, subscription_id: &str) -> Admission {
-        let lane = self.lane(subscription_id);
-        if let Ok(permit) = lane.sends.clone().try_acquire_owned() {
-            return Admission::Admitted(lane.ticket(permit));
+        let gate = self.gate(subscription_id);
+        if let Ok(permit) = gate.sends.clone().try_acquire_owned() {
+            return Admission::Admitted(gate.ticket(permit));
         }
         // A fast endpoint's line is bounded by the wait alone: its burst
-        // clears in milliseconds, and moving it into a lane would only cost
+        // clears in milliseconds, and moving it into a gate would only cost
         // the broker work.
-        let line = if lane.is_slow() { self.cap } else { usize::MAX };
-        if lane.waiting.fetch_add(1, Ordering::AcqRel) >= line && self.max_wait.is_some() {
-            lane.waiting.fetch_sub(1, Ordering::AcqRel);
+        let line = if gate.is_slow() { self.cap } else { usize::MAX };
+        if gate.waiting.fetch_add(1, Ordering::AcqRel) >= line {
+            gate.waiting.fetch_sub(1, Ordering::AcqRel);
             return Admission::Defer;
         }
-        let acquire = lane.sends.clone().acquire_owned();
-        let permit = match self.max_wait {
-            Some(wait) => tokio::time::timeout(wait, acquire)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            None => acquire.await.ok(),
-        };
-        lane.waiting.fetch_sub(1, Ordering::AcqRel);
+        let acquire = gate.sends.clone().acquire_owned();
+        let permit = tokio::time::timeout(self.max_wait, acquire)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        gate.waiting.fetch_sub(1, Ordering::AcqRel);
         match permit {
-            Some(permit) => Admission::Admitted(lane.ticket(permit)),
+            Some(permit) => Admission::Admitted(gate.ticket(permit)),
             None => Admission::Defer,
         }
     }
@@ -188,8 +184,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_over_the_cap_waits_for_a_slot_instead_of_being_deferred() {
-        let fairness = Fairness::new(1, Some(Duration::from_secs(1)));
-        let first = fairness.admit("sub").await;
+        let gates = Gates::new(1, Duration::from_secs(1));
+        let first = gates.admit("sub").await;
         let Admission::Admitted(permit) = first else {
             panic!("first is admitted")
         };
@@ -197,45 +193,39 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(permit);
         });
-        assert!(matches!(
-            fairness.admit("sub").await,
-            Admission::Admitted(_)
-        ));
+        assert!(matches!(gates.admit("sub").await, Admission::Admitted(_)));
         release.await.unwrap();
     }
 
     #[tokio::test]
     async fn a_saturated_subscription_is_deferred_and_others_are_not_affected() {
-        let fairness = Arc::new(Fairness::new(1, Some(Duration::from_millis(50))));
-        let Admission::Admitted(_held) = fairness.admit("slow").await else {
+        let gates = Arc::new(Gates::new(1, Duration::from_millis(50)));
+        let Admission::Admitted(_held) = gates.admit("slow").await else {
             panic!("admitted")
         };
         assert!(
-            matches!(fairness.admit("slow").await, Admission::Defer),
+            matches!(gates.admit("slow").await, Admission::Defer),
             "waited too long"
         );
-        assert!(matches!(
-            fairness.admit("fast").await,
-            Admission::Admitted(_)
-        ));
+        assert!(matches!(gates.admit("fast").await, Admission::Admitted(_)));
     }
 
     #[tokio::test]
     async fn a_send_running_long_marks_the_endpoint_slow_before_it_answers() {
-        let fairness = Fairness::new(1, Some(Duration::from_secs(5)));
-        let Admission::Admitted(_held) = fairness.admit("slow").await else {
+        let gates = Gates::new(1, Duration::from_secs(5));
+        let Admission::Admitted(_held) = gates.admit("slow").await else {
             panic!("admitted")
         };
-        assert!(!fairness.is_slow("slow"));
+        assert!(!gates.is_slow("slow"));
         tokio::time::sleep(SLOW_ANSWER + Duration::from_millis(50)).await;
-        assert!(fairness.is_slow("slow"), "the running send is already slow");
+        assert!(gates.is_slow("slow"), "the running send is already slow");
         let waiter = {
-            let fairness = Arc::new(fairness);
-            let inner = fairness.clone();
+            let gates = Arc::new(gates);
+            let inner = gates.clone();
             let waiter = tokio::spawn(async move { inner.admit("slow").await });
             tokio::time::sleep(Duration::from_millis(20)).await;
             let started = std::time::Instant::now();
-            assert!(matches!(fairness.admit("slow").await, Admission::Defer));
+            assert!(matches!(gates.admit("slow").await, Admission::Defer));
             assert!(
                 started.elapsed() < Duration::from_secs(1),
                 "line of one is full"
@@ -247,18 +237,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_line_defers_at_once() {
-        let fairness = Arc::new(Fairness::new(1, Some(Duration::from_secs(5))));
-        let Admission::Admitted(held) = fairness.admit("slow").await else {
+        let gates = Arc::new(Gates::new(1, Duration::from_secs(5)));
+        let Admission::Admitted(held) = gates.admit("slow").await else {
             panic!("admitted")
         };
         held.finished(Duration::from_secs(2));
         let waiter = {
-            let fairness = fairness.clone();
-            tokio::spawn(async move { fairness.admit("slow").await })
+            let gates = gates.clone();
+            tokio::spawn(async move { gates.admit("slow").await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         let started = std::time::Instant::now();
-        assert!(matches!(fairness.admit("slow").await, Admission::Defer));
+        assert!(matches!(gates.admit("slow").await, Admission::Defer));
         assert!(started.elapsed() < Duration::from_secs(1));
         waiter.abort();
     }

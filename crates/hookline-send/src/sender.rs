@@ -10,10 +10,10 @@ use hookline_model::retry::{classify_status, parse_retry_after, Classification, 
 use hookline_model::sealed::Keyring;
 use hookline_model::ssrf::Guard;
 use hookline_proto::DeliveryTask;
-use hookline_signature::{Secret, SignatureScheme};
+use hookline_signature::Secret;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::signature::scheme_of;
+use hookline_proto::signature::scheme_of;
 
 /// The `User-Agent` of every delivery.
 pub const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"));
@@ -242,9 +242,4 @@ fn error_text(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text.chars().take(500).collect()
-}
-
-/// The signing scheme of a task, for callers that only have the task.
-pub fn task_scheme(task: &DeliveryTask) -> SignatureScheme {
-    scheme_of(task)
 }

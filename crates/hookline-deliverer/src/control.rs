@@ -1,0 +1,102 @@
+//! The control listener: reads `hookline.control.log` from its start, then
+//! live, and turns each message into a typed change for [`Revisions`] or a
+//! lane to consume. Unknown messages are counted and ignored.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use hookline_amqp::names::CONTROL_EXCHANGE;
+use hookline_amqp::{protobuf_properties, AmqpError, ConfirmedPublisher};
+use hookline_proto::{ChangeKind, Message, SubscriptionChanged};
+use lapin::options::BasicAckOptions;
+use lapin::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::lanes::LaneId;
+use crate::revisions::Revisions;
+
+/// What the listener needs besides the connection.
+pub struct Listener {
+    /// Where changes go.
+    pub revisions: Revisions,
+    /// Slow lanes to consume, from deliverers' notes.
+    pub lanes: mpsc::UnboundedSender<LaneId>,
+    /// Publishes the catch-up mark.
+    pub publisher: ConfirmedPublisher,
+    /// `hookline_control_messages_ignored_total`.
+    pub ignored: prometheus::IntCounter,
+    /// Told once the log has been read up to this session's mark.
+    pub caught_up: oneshot::Sender<()>,
+}
+
+/// Reads the control log from its start, then live, until the connection
+/// fails; on shutdown it just stops reading and lets the task consumers
+/// finish. To know when the history has been read, it publishes a mark and
+/// reports `caught_up` when the mark comes back: every change before it
+/// has then been applied. Notes of slow endpoints read before the mark are
+/// history and are skipped.
+pub async fn listen(
+    connection: Arc<Connection>,
+    listener: Listener,
+    token: CancellationToken,
+) -> Result<(), AmqpError> {
+    let Listener {
+        revisions,
+        lanes,
+        publisher,
+        ignored,
+        caught_up,
+    } = listener;
+    let (_channel, mut consumer) =
+        hookline_amqp::subscribe_control_log(&connection, "deliverer-control-log").await?;
+    let mark = hookline_model::ids::new_id("mark");
+    let note = SubscriptionChanged::of(ChangeKind::Mark, "", &mark);
+    publisher
+        .broadcast(
+            CONTROL_EXCHANGE,
+            "",
+            &note.encode_to_vec(),
+            protobuf_properties(),
+        )
+        .await?
+        .confirmed()
+        .await?;
+    let mut caught_up = Some(caught_up);
+    loop {
+        let next = tokio::select! {
+            next = consumer.next() => next,
+            _ = token.cancelled() => std::future::pending().await,
+        };
+        let delivery = match next {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(AmqpError::Unavailable("control log consumer ended".into())),
+        };
+        // Acks on a stream only grant credit; nothing is removed.
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        let change = SubscriptionChanged::decode(delivery.data.as_slice()).ok();
+        match change.as_ref().and_then(|c| Some((c, c.change_kind()?))) {
+            Some((change, ChangeKind::Mark)) => {
+                if change.subscription_id == mark {
+                    if let Some(done) = caught_up.take() {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            Some((change, ChangeKind::Slow)) => {
+                if caught_up.is_none() {
+                    let _ = lanes.send(LaneId {
+                        subscription_id: change.subscription_id.clone(),
+                        tenant: change.tenant.clone(),
+                    });
+                }
+            }
+            Some((change, kind)) => revisions.apply(change, kind),
+            None => {
+                ignored.inc();
+                tracing::warn!("ignoring a control message this version does not understand");
+            }
+        }
+    }
+}
