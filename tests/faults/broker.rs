@@ -233,7 +233,15 @@ async fn every_confirmed_event_is_delivered_across_a_broker_restart_and_readines
     // From here until the restart nothing can be confirmed; a 202 now
     // would be a promise ingest cannot keep.
     let confirmed_while_down = load.snapshot().confirmed;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Ten more answers while the broker is still down, each of which could
+    // have been a 202.
+    let refused_now = load.snapshot().refused.len();
+    eventually(
+        Duration::from_secs(15),
+        "more answers while the broker is down",
+        || async { (load.snapshot().refused.len() >= refused_now + 10).then_some(()) },
+    )
+    .await;
     let confirmed_at_restart = load.snapshot().confirmed;
     assert_eq!(
         confirmed_while_down, confirmed_at_restart,

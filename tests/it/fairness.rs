@@ -111,7 +111,7 @@ async fn slow_endpoint_in_its_lane(queue_type: QueueType) {
         (requests.len() >= FIRST + SECOND).then_some(requests)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    env.wait_nothing_pending(Duration::from_secs(30)).await;
     let slow_ids = ids(&receiver.requests("/slow"));
     assert_eq!(
         slow_ids.len(),

@@ -74,8 +74,8 @@ async fn an_amqp_event_reaches_every_matching_subscription_once_and_no_other() {
         (receiver.all().len() >= 3).then_some(())
     })
     .await;
-    // Give a duplicate or a stray delivery the chance to show up.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A duplicate or a stray delivery would still be queued or on the wire.
+    env.wait_nothing_pending(Duration::from_secs(15)).await;
     for path in ["/exact", "/prefix", "/all"] {
         let requests = receiver.requests(path);
         assert_eq!(requests.len(), 1, "{path} gets exactly one delivery");

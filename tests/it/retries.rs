@@ -23,7 +23,8 @@ async fn a_receiver_that_fails_twice_gets_three_requests_with_one_webhook_id_spa
         (r.len() >= 3).then_some(r)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A retry scheduled after the success would still be on the ladder.
+    env.wait_nothing_pending(Duration::from_secs(15)).await;
     let requests_after = receiver.requests("/flaky");
     assert_eq!(requests_after.len(), 3, "a success ends the retries");
     let id = requests[0].header("webhook-id").expect("webhook-id");
@@ -138,7 +139,7 @@ async fn a_410_gone_disables_the_subscription_without_retrying() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.wait_nothing_pending(Duration::from_secs(15)).await;
     assert_eq!(receiver.requests("/gone").len(), 1, "no retry after 410");
 }
 
@@ -165,8 +166,17 @@ async fn a_task_waiting_on_the_ladder_is_not_sent_after_its_subscription_is_dele
         .await
         .expect("delete");
     assert_eq!(response.status().as_u16(), 204);
-    // The ladder is 1s then 2s: both retries would have happened by now.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The retry comes back from the ladder and is dropped, not sent.
+    eventually(Duration::from_secs(15), "the retry dropped", || async {
+        let text = env.metrics(&env.deliverer).await;
+        let dropped = hookline_tests::faults::probe::metric_sum(
+            &text,
+            "hookline_deliverer_superseded_tasks_total",
+            &[("outcome", "dropped")],
+        );
+        (dropped >= 1.0).then_some(())
+    })
+    .await;
     assert_eq!(
         receiver.requests("/deleted").len(),
         1,

@@ -132,9 +132,10 @@ async fn a_deliverer_sent_sigterm_mid_send_exits_0_within_the_grace_period_and_n
         posted.is_subset(&ids).then_some(())
     })
     .await;
-    // Give a redelivery of a send the first deliverer finished the chance to
-    // show up.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A redelivery of a send the first deliverer finished would still be
+    // queued or on the wire.
+    env.wait_nothing_pending_on(&[second.base.as_str()], Duration::from_secs(15))
+        .await;
     drop(second);
     let requests = receiver.requests("/slow");
 

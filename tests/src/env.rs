@@ -243,6 +243,75 @@ impl TestEnv {
             .unwrap_or_default()
     }
 
+    /// Waits until nothing more can arrive at a receiver: no message waits
+    /// in any queue of the pipeline (events, first attempts, the ladder,
+    /// retries, attempt records) and no send is in flight. Tests assert that
+    /// something did *not* happen after this, instead of after a sleep:
+    /// a stray retry or duplicate would still be in a queue or on the wire.
+    pub async fn wait_nothing_pending(&self, timeout: Duration) {
+        let deliverers: Vec<&str> = [self.deliverer.as_str()]
+            .into_iter()
+            .filter(|base| !base.is_empty())
+            .collect();
+        self.wait_nothing_pending_on(&deliverers, timeout).await
+    }
+
+    /// [`Self::wait_nothing_pending`] with deliverers started by the test
+    /// (their base URLs) instead of the env's own.
+    pub async fn wait_nothing_pending_on(&self, deliverers: &[&str], timeout: Duration) {
+        use hookline_amqp::names::{
+            wait_queue, ATTEMPTS_QUEUE, DELIVERIES_QUEUE, EVENTS_QUEUE, RETRY_QUEUE,
+        };
+        let mut queues = vec![
+            EVENTS_QUEUE.to_string(),
+            DELIVERIES_QUEUE.to_string(),
+            RETRY_QUEUE.to_string(),
+            ATTEMPTS_QUEUE.to_string(),
+        ];
+        queues.extend(
+            self.settings
+                .delivery
+                .retry_delays
+                .iter()
+                .map(|d| wait_queue(*d)),
+        );
+        eventually(timeout, "nothing pending in the pipeline", || async {
+            // Slow lanes come and go; their names (unlike their counts) are
+            // current in the management API.
+            let listed: Value = self
+                .http
+                .get(format!("{MANAGEMENT}/queues/{}?columns=name", self.vhost))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let lanes = listed
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|q| q["name"].as_str())
+                .filter(|name| name.starts_with("hookline.lane."))
+                .map(str::to_string);
+            let names: Vec<String> = queues.iter().cloned().chain(lanes).collect();
+            if ready_in_any(self.amqp_url(), &names).await {
+                return None;
+            }
+            for base in deliverers {
+                let text = self.metrics(base).await;
+                let inflight =
+                    crate::faults::probe::metric_sum(&text, "hookline_inflight_deliveries", &[]);
+                if inflight > 0.0 {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await
+    }
+
     /// The newest dead letter of `tenant`, once there is one.
     pub async fn first_dead_letter(&self, tenant: &str, timeout: Duration) -> Value {
         eventually(timeout, "a dead letter", || async {
@@ -364,4 +433,30 @@ impl Drop for TestEnv {
         })
         .join();
     }
+}
+
+/// Whether any of `queues` holds a ready message; a queue that is gone
+/// (a lane deleted meanwhile) holds none.
+async fn ready_in_any(url: &str, queues: &[String]) -> bool {
+    use lapin::options::QueueDeclareOptions;
+    let connection = hookline_amqp::connect(url, "test-drain-probe")
+        .await
+        .expect("connect");
+    let mut any = false;
+    for queue in queues {
+        // A refused passive declare closes its channel: one per queue.
+        let channel = connection.create_channel().await.expect("channel");
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        if let Ok(declared) = channel
+            .queue_declare(queue, passive, lapin::types::FieldTable::default())
+            .await
+        {
+            any |= declared.message_count() > 0;
+        }
+    }
+    let _ = connection.close(200, "done").await;
+    any
 }

@@ -22,8 +22,9 @@ pub enum AmqpError {
 }
 
 impl AmqpError {
-    /// Whether trying again later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        !matches!(self, AmqpError::Unroutable(_))
+    /// Whether the channel it happened on should be dropped and a new one
+    /// opened: the connection failed, or the broker stopped confirming.
+    pub fn spoils_channel(&self) -> bool {
+        matches!(self, AmqpError::Connection(_) | AmqpError::Timeout)
     }
 }

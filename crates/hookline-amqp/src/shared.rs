@@ -103,20 +103,45 @@ impl SharedPublisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), AmqpError> {
-        let attempt = async {
+        self.within_deadline(async {
             let publisher = self.publisher().await?;
             publisher
                 .publish_confirmed(exchange, routing_key, payload, properties)
                 .await
-        };
+        })
+        .await
+    }
+
+    /// Like [`Self::publish_confirmed`], to a broadcast exchange where no
+    /// bound queue is normal (an api running without fanouts), so the
+    /// message is not `mandatory`.
+    pub async fn broadcast_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), AmqpError> {
+        self.within_deadline(async {
+            let publisher = self.publisher().await?;
+            publisher
+                .broadcast(exchange, routing_key, payload, properties)
+                .await?
+                .confirmed()
+                .await
+        })
+        .await
+    }
+
+    async fn within_deadline(
+        &self,
+        attempt: impl std::future::Future<Output = Result<(), AmqpError>>,
+    ) -> Result<(), AmqpError> {
         let result = tokio::time::timeout(self.config.timeout, attempt)
             .await
             .map_err(|_| AmqpError::Timeout)
             .and_then(|r| r);
-        if matches!(
-            result,
-            Err(AmqpError::Connection(_)) | Err(AmqpError::Timeout)
-        ) {
+        if result.as_ref().is_err_and(AmqpError::spoils_channel) {
             self.invalidate().await;
         }
         result

@@ -8,8 +8,6 @@ use hookline_amqp::names::CONTROL_EXCHANGE;
 use hookline_amqp::{AmqpError, SharedPublisher};
 use hookline_model::sealed::Keyring;
 use hookline_proto::{ChangeKind, Message as _, SubscriptionChanged, SubscriptionShape};
-use lapin::options::BasicPublishOptions;
-use lapin::publisher_confirm::Confirmation;
 
 use crate::error::ApiError;
 use crate::store::subscriptions::SubscriptionRow;
@@ -107,37 +105,12 @@ impl Notifier {
         }
     }
 
-    /// Publishes with a confirm but not `mandatory`: an exchange nobody is
-    /// bound to (an api running without fanouts) is normal here, not a
-    /// topology bug worth a returned message and a warning each time.
+    /// Publishes through the shared publisher, with a confirm, within its
+    /// timeout; not `mandatory` (see `SharedPublisher::broadcast_confirmed`).
     async fn publish(&self, payload: &[u8]) -> Result<(), AmqpError> {
-        let publisher = self.publisher.publisher().await?;
         let properties = hookline_amqp::protobuf_properties().with_delivery_mode(2);
-        let send = async {
-            let confirm = publisher
-                .channel()
-                .basic_publish(
-                    CONTROL_EXCHANGE,
-                    "",
-                    BasicPublishOptions::default(),
-                    payload,
-                    properties,
-                )
-                .await?;
-            match confirm.await? {
-                Confirmation::Nack(_) => Err(AmqpError::Nacked),
-                _ => Ok(()),
-            }
-        };
-        let result = tokio::time::timeout(self.publisher.timeout(), send)
+        self.publisher
+            .broadcast_confirmed(CONTROL_EXCHANGE, "", payload, properties)
             .await
-            .unwrap_or(Err(AmqpError::Timeout));
-        if matches!(
-            result,
-            Err(AmqpError::Connection(_)) | Err(AmqpError::Timeout)
-        ) {
-            self.publisher.invalidate().await;
-        }
-        result
     }
 }

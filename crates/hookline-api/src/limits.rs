@@ -3,11 +3,9 @@
 //! per-tenant budget for test sends and replays, which make real requests
 //! to customers' endpoints.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use hookline_model::sync::lock;
 
 /// How long an unknown token is answered `401` from memory. Short, since a
 /// key created meanwhile cannot be in it (its hash was never looked up).
@@ -24,14 +22,15 @@ pub(crate) struct UnknownTokens {
 impl UnknownTokens {
     /// Whether `hash` was unknown less than [`UNKNOWN_TOKEN_TTL`] ago.
     pub(crate) fn is_known_bad(&self, hash: &str) -> bool {
-        lock(&self.seen)
+        self.seen
+            .lock()
             .get(hash)
             .is_some_and(|at| at.elapsed() < UNKNOWN_TOKEN_TTL)
     }
 
     /// Remembers that the database does not know `hash`.
     pub(crate) fn remember(&self, hash: String) {
-        let mut seen = lock(&self.seen);
+        let mut seen = self.seen.lock();
         if seen.len() >= UNKNOWN_TOKENS_MAX {
             seen.retain(|_, at| at.elapsed() < UNKNOWN_TOKEN_TTL);
             if seen.len() >= UNKNOWN_TOKENS_MAX {
@@ -63,7 +62,7 @@ impl TenantBudget {
         let capacity = f64::from(self.per_minute.max(1));
         let per_second = capacity / 60.0;
         let now = Instant::now();
-        let mut buckets = lock(&self.buckets);
+        let mut buckets = self.buckets.lock();
         if buckets.len() > 100_000 {
             buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
         }

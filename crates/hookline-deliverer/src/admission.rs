@@ -10,10 +10,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
-use hookline_model::sync::lock;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Per-subscription state.
@@ -41,7 +42,7 @@ impl Gate {
 
     fn ticket(self: Arc<Self>, permit: OwnedSemaphorePermit) -> Ticket {
         let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
-        lock(&self.started).push_back((id, Instant::now()));
+        self.started.lock().push_back((id, Instant::now()));
         Ticket {
             _permit: permit,
             gate: self,
@@ -52,7 +53,9 @@ impl Gate {
     /// Whether the last answer was slow or a send is taking long now.
     fn is_slow(&self) -> bool {
         self.slow.load(Ordering::Relaxed)
-            || lock(&self.started)
+            || self
+                .started
+                .lock()
                 .front()
                 .is_some_and(|(_, at)| at.elapsed() > SLOW_ANSWER)
     }
@@ -71,7 +74,7 @@ pub struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut started = lock(&self.gate.started);
+        let mut started = self.gate.started.lock();
         if let Some(at) = started.iter().position(|(id, _)| *id == self.id) {
             started.remove(at);
         }
@@ -117,7 +120,7 @@ impl Gates {
     }
 
     fn gate(&self, subscription_id: &str) -> Arc<Gate> {
-        let mut gates = lock(&self.gates);
+        let mut gates = self.gates.lock();
         if gates.len() > SWEEP_ABOVE {
             let cap = self.cap;
             gates.retain(|_, gate| {
@@ -132,7 +135,7 @@ impl Gates {
 
     /// Whether this subscription's last answer was slow.
     pub fn is_slow(&self, subscription_id: &str) -> bool {
-        let gates = lock(&self.gates);
+        let gates = self.gates.lock();
         gates
             .get(subscription_id)
             .is_some_and(|gate| gate.is_slow())

@@ -25,8 +25,6 @@ pub struct DelivererConfig {
     pub reconnect_delay: Duration,
     /// Sending and retry behaviour.
     pub delivery: DeliverySettings,
-    /// How long in-flight sends may finish after SIGTERM.
-    pub grace_period: Duration,
     /// Opens the sealed credentials of tasks (`api.secret_key` and
     /// `api.previous_secret_keys`).
     pub keyring: Arc<Keyring>,
@@ -46,7 +44,6 @@ impl DelivererConfig {
             confirm_window: settings.amqp.confirm_window,
             reconnect_delay: settings.amqp.reconnect_delay,
             delivery: settings.delivery.clone(),
-            grace_period: settings.shutdown.grace_period,
             keyring: Arc::new(hookline_send::keyring_of(&settings.api)),
         }
     }

@@ -190,9 +190,7 @@ impl Handler {
     /// (the attempt number is unchanged), where it waits without holding a
     /// worker slot or being taken and put back again.
     async fn defer(&self, task: &DeliveryTask) -> Disposition {
-        let mut deferred = task.clone();
-        deferred.deferrals += 1;
-        match self.lanes.divert(&deferred).await {
+        match self.lanes.divert(task).await {
             Ok(()) => {
                 self.metrics.deferred.inc();
                 Disposition::Ack

@@ -15,13 +15,14 @@
 //! the retry queue after `LANE_TTL` (see `hookline_amqp::declare_lane`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use hookline_amqp::names::{lane_queue, CONTROL_EXCHANGE};
 use hookline_amqp::{declare_lane, protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::QueueType;
-use hookline_model::sync::lock;
 use hookline_proto::{ChangeKind, DeliveryTask, Message, SubscriptionChanged};
 use lapin::Connection;
 use tokio::sync::mpsc;
@@ -51,22 +52,22 @@ pub struct ConsumedLanes {
 impl ConsumedLanes {
     /// Remembers a lane being consumed.
     pub fn remember(&self, lane: &LaneId) {
-        lock(&self.known).insert(lane.clone());
+        self.known.lock().insert(lane.clone());
     }
 
     /// Forgets a lane that was deleted.
     pub fn forget(&self, lane: &LaneId) {
-        lock(&self.known).remove(lane);
+        self.known.lock().remove(lane);
     }
 
     /// Every lane to resume after a reconnect.
     pub fn all(&self) -> Vec<LaneId> {
-        lock(&self.known).iter().cloned().collect()
+        self.known.lock().iter().cloned().collect()
     }
 
     /// Lanes consumed now.
     pub fn len(&self) -> usize {
-        lock(&self.known).len()
+        self.known.lock().len()
     }
 
     /// Whether no lane is consumed.
@@ -115,12 +116,12 @@ impl Diverter {
     /// consumed already, or this deliverer may consume one more
     /// (`delivery.max_lanes`). Otherwise the task waits where it is.
     pub fn has_room(&self, subscription_id: &str) -> bool {
-        lock(&self.declared).contains(subscription_id) || self.consumed_lanes.len() < self.max_lanes
+        self.declared.lock().contains(subscription_id) || self.consumed_lanes.len() < self.max_lanes
     }
 
     async fn declare(&self, subscription_id: &str) -> Result<String, AmqpError> {
         let name = declare_apart(&self.connection, self.queue_type, subscription_id).await?;
-        lock(&self.declared).insert(subscription_id.to_string());
+        self.declared.lock().insert(subscription_id.to_string());
         Ok(name)
     }
 
@@ -129,7 +130,7 @@ impl Diverter {
     /// meanwhile is declared again rather than sending the task in a circle.
     pub async fn divert(&self, task: &DeliveryTask) -> Result<(), AmqpError> {
         let subscription_id = task.subscription_id.as_str();
-        let known = lock(&self.declared).contains(subscription_id);
+        let known = self.declared.lock().contains(subscription_id);
         let lane = if known {
             lane_queue(subscription_id)
         } else {
@@ -164,7 +165,7 @@ impl Diverter {
     pub async fn note_slow(&self, lane: &LaneId) {
         let now = Instant::now();
         {
-            let mut noted = lock(&self.noted);
+            let mut noted = self.noted.lock();
             if noted
                 .get(&lane.subscription_id)
                 .is_some_and(|at| now.duration_since(*at) < NOTE_EVERY)
@@ -190,7 +191,7 @@ impl Diverter {
 
     /// Forgets that a lane was declared (it was deleted).
     pub fn deleted(&self, subscription_id: &str) {
-        lock(&self.declared).remove(subscription_id);
+        self.declared.lock().remove(subscription_id);
     }
 }
 

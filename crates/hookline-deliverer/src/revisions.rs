@@ -11,7 +11,9 @@
 //! a task: a restart, or a notice lost while it was away, forgets nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use hookline_proto::{ChangeKind, DeliveryTask, SubscriptionChanged, SubscriptionShape};
@@ -71,7 +73,7 @@ impl Revisions {
             // An upsert without revision: a sender before revisions, or a
             // re-sealing hint. It lifts only a revocation of the same age.
             (ChangeKind::Upserted, _) => {
-                let mut known = hookline_model::sync::lock(&self.known);
+                let mut known = self.known.lock();
                 if known
                     .get(&change.subscription_id)
                     .is_some_and(|k| k.revision == 0)
@@ -83,7 +85,7 @@ impl Revisions {
             // Notes about endpoints and marks are not changes.
             (ChangeKind::Slow | ChangeKind::Mark | ChangeKind::Unspecified, _) => return,
         };
-        let mut known = hookline_model::sync::lock(&self.known);
+        let mut known = self.known.lock();
         let newer = known
             .get(&change.subscription_id)
             .is_none_or(|k| k.revision == 0 || change.revision >= k.revision);
@@ -103,7 +105,7 @@ impl Revisions {
 
     /// Brings `task` up to the newest known change of its subscription.
     pub fn check(&self, task: &mut DeliveryTask) -> Verdict {
-        let known = hookline_model::sync::lock(&self.known);
+        let known = self.known.lock();
         let Some(newest) = known.get(&task.subscription_id) else {
             return Verdict::Current;
         };

@@ -185,11 +185,8 @@ async fn fan_out(
         }
     };
     let started = Instant::now();
-    // A poisoned lock still holds a whole index (see refresh::write): match
-    // against it rather than ack the event as unmatched.
     let targets = index
         .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .index()
         .matching(&event.tenant, &event.event_type);
     metrics

@@ -5,7 +5,9 @@
 //! opens them, just before signing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

@@ -10,10 +10,10 @@
 //! alternate exchange puts the task on `hookline.deliveries`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use hookline_model::sync::lock;
+use parking_lot::Mutex;
+use std::time::{Duration, Instant};
 
 /// How long one "slow" note routes a subscription to its lane.
 pub const NOTE_LASTS: Duration = Duration::from_secs(30);
@@ -28,14 +28,14 @@ impl SlowLanes {
     /// Records a deliverer's note that `subscription_id` is slow.
     pub fn note(&self, subscription_id: &str) {
         let now = Instant::now();
-        let mut until = lock(&self.until);
+        let mut until = self.until.lock();
         until.retain(|_, at| *at > now);
         until.insert(subscription_id.to_string(), now + NOTE_LASTS);
     }
 
     /// Which of `subscription_ids` go to their lane now; one lock per event.
     pub fn routed<'a>(&self, subscription_ids: impl Iterator<Item = &'a str>) -> Vec<bool> {
-        let until = lock(&self.until);
+        let until = self.until.lock();
         if until.is_empty() {
             return subscription_ids.map(|_| false).collect();
         }

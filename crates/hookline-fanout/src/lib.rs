@@ -8,7 +8,9 @@ pub mod lanes;
 pub mod metrics;
 pub mod refresh;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::Duration;
 
 use hookline_amqp::{supervise, SessionContext};

@@ -15,13 +15,11 @@ use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
 use hookline_model::versioned::VersionedIndex;
 
-/// The index for writing. A panic while it was held cannot leave it half
-/// written (every change is one assignment), so a poisoned lock is used as
-/// it is rather than turning every event into "unmatched".
-fn write(index: &SharedIndex) -> std::sync::RwLockWriteGuard<'_, VersionedIndex<Target>> {
-    index
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// The index for writing. `parking_lot` locks do not poison: a panic while
+/// one was held (every change is one assignment) cannot turn every later
+/// event into "unmatched".
+fn write(index: &SharedIndex) -> parking_lot::RwLockWriteGuard<'_, VersionedIndex<Target>> {
+    index.write()
 }
 
 /// Loads the whole index, replacing what is there. Returns whether it worked;
@@ -132,7 +130,9 @@ pub async fn listen(
             match load_tenant(&pool, &change.tenant).await {
                 Ok(fresh) => {
                     let mut index = write(&index);
-                    index.apply_tenant(ticket, &change.tenant, fresh);
+                    if !index.apply_tenant(ticket, &change.tenant, fresh) {
+                        tracing::debug!(tenant = %change.tenant, "newer rows of this tenant are already in; dropping this reload");
+                    }
                     metrics.loaded.set(index.index().len() as i64);
                 }
                 Err(error) => {

@@ -8,7 +8,6 @@ pub mod matching;
 pub mod retry;
 pub mod sealed;
 pub mod ssrf;
-pub mod sync;
 pub mod versioned;
 
 pub use envelope::{Event, EventError};

@@ -1,7 +1,9 @@
 //! Readiness: the dependencies a service needs, each up or down.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// Shared, cheap-to-clone readiness state. A service is ready when every
 /// registered dependency is up and it is not shutting down.
@@ -18,22 +20,17 @@ impl Readiness {
 
     /// Records whether `dependency` (e.g. `amqp`, `database`) is usable.
     pub fn set(&self, dependency: &'static str, up: bool) {
-        if let Ok(mut map) = self.inner.lock() {
-            map.insert(dependency, up);
-        }
+        self.inner.lock().insert(dependency, up);
     }
 
     /// Whether every dependency is up.
     pub fn is_ready(&self) -> bool {
-        self.inner
-            .lock()
-            .map(|m| m.values().all(|up| *up))
-            .unwrap_or(false)
+        self.inner.lock().values().all(|up| *up)
     }
 
     /// Each dependency and its state, for the `/readyz` body.
     pub fn snapshot(&self) -> BTreeMap<&'static str, bool> {
-        self.inner.lock().map(|m| m.clone()).unwrap_or_default()
+        self.inner.lock().clone()
     }
 }
 

@@ -110,7 +110,6 @@ pub(super) async fn replay(
     task::refresh(&mut task, &subscription, state.keyring(), Utc::now())?;
     task.schema_version = SCHEMA_VERSION;
     task.attempt = 1;
-    task.deferrals = 0;
     let properties = hookline_amqp::protobuf_properties();
     state
         .publisher
