@@ -7,6 +7,7 @@ mod fairness;
 mod http_limits;
 mod ingest;
 mod metrics;
+mod migrations;
 mod observability;
 mod parking;
 mod pipeline;

@@ -110,6 +110,24 @@ pub struct SessionContext {
     pub token: CancellationToken,
 }
 
+/// A session that lasted this long resets the reconnect backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// The longest pause between reconnect attempts.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
+
+/// Reconnect pauses: from `amqp.reconnect_delay`, doubling up to 30 s, each
+/// with random jitter, so a hundred deliverers that lost the broker at the
+/// same instant do not all knock on it again at the same instant.
+fn reconnect_delays(first: Duration) -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(first)
+        .with_max_delay(MAX_RECONNECT_DELAY.max(first))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 /// Runs `session` on a fresh connection, again and again, until the token is
 /// cancelled. A session returns when its connection fails (its consumer
 /// stream ends) or when it has drained after cancellation; unacked messages
@@ -121,6 +139,7 @@ where
     Fut: Future<Output = Result<(), AmqpError>>,
 {
     let mut first = true;
+    let mut delays = reconnect_delays(ctx.reconnect_delay);
     while !ctx.token.is_cancelled() {
         if !first {
             ctx.reconnects.inc();
@@ -129,7 +148,13 @@ where
         match connect_to(&ctx.broker, &ctx.name).await {
             Ok(connection) => {
                 let connection = Arc::new(connection);
+                let started = std::time::Instant::now();
                 let result = session(connection.clone()).await;
+                // A session that ran a while was a success: the next
+                // failure starts the backoff again from the shortest delay.
+                if started.elapsed() > HEALTHY_SESSION {
+                    delays = reconnect_delays(ctx.reconnect_delay);
+                }
                 ctx.readiness.set("amqp", false);
                 let _ = connection.close(200, "session over").await;
                 match result {
@@ -148,7 +173,7 @@ where
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(ctx.reconnect_delay) => {}
+            _ = tokio::time::sleep(delays.next().unwrap_or(ctx.reconnect_delay)) => {}
             _ = ctx.token.cancelled() => break,
         }
     }

@@ -23,6 +23,10 @@ pub struct Metrics {
     /// `hookline_api_token_lookups_total`: bearer tokens looked up in the
     /// database (unknown ones are then answered from memory for a while).
     pub token_lookups: IntCounter,
+    /// `hookline_api_recorder_connected{queue}`: whether each recorder
+    /// consumes its queue. Not part of `/readyz`: a recorder reconnecting
+    /// must not take the control plane out of its load balancer.
+    pub recorder_connected: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -55,6 +59,13 @@ impl Metrics {
                 "hookline_api_token_lookups_total",
                 "Bearer tokens looked up in the database.",
             )?,
+            recorder_connected: prometheus::IntGaugeVec::new(
+                prometheus::Opts::new(
+                    "hookline_api_recorder_connected",
+                    "1 while the recorder of this queue consumes it (history and dead letters).",
+                ),
+                &["queue"],
+            )?,
         };
         registry.register(Box::new(metrics.attempt_records_written.clone()))?;
         registry.register(Box::new(metrics.attempt_record_lag.clone()))?;
@@ -63,6 +74,7 @@ impl Metrics {
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
         registry.register(Box::new(metrics.token_lookups.clone()))?;
+        registry.register(Box::new(metrics.recorder_connected.clone()))?;
         Ok(metrics)
     }
 }

@@ -1,6 +1,11 @@
-//! The `amqp` readiness (publisher and both recorders connected) and the
-//! `hookline_ready{service="api"}` gauge. The `database` half lives in
-//! `db::watch`.
+//! The api's `amqp` readiness (its publisher connected), the `parking`
+//! check (no recorder holds a message it cannot park), each recorder's
+//! connection as a metric, and the `hookline_ready{service="api"}` gauge.
+//! The `database` half lives in `db::watch`.
+//!
+//! A recorder reconnecting is not a reason to take the control plane out of
+//! its load balancer: it shows in `hookline_api_recorder_connected` (and
+//! the `HooklineRecorderDisconnected` alert), its queue simply waits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +14,7 @@ use hookline_amqp::SharedPublisher;
 use hookline_runtime::Readiness;
 
 use crate::recorder::PARKING;
-use prometheus::IntGauge;
+use prometheus::{IntGauge, IntGaugeVec};
 use tokio_util::sync::CancellationToken;
 
 /// How often readiness is recomputed.
@@ -20,9 +25,10 @@ const INTERVAL: Duration = Duration::from_secs(1);
 /// optimistic) and publishes the combined state every second.
 pub(crate) async fn watch(
     publisher: Arc<SharedPublisher>,
-    consumers: Vec<Readiness>,
+    consumers: Vec<(&'static str, Readiness)>,
     readiness: Readiness,
     gauge: IntGauge,
+    connected: IntGaugeVec,
     token: CancellationToken,
 ) {
     loop {
@@ -31,13 +37,16 @@ pub(crate) async fn watch(
                 tokio::time::timeout(INTERVAL, publisher.publisher()).await,
                 Ok(Ok(_))
             );
-        let parking = |c: &Readiness| c.snapshot().get(PARKING).copied().unwrap_or(true);
-        let consumers_up = consumers
-            .iter()
-            .all(|c| c.snapshot().into_iter().all(|(k, up)| up || k == PARKING));
-        readiness.set("amqp", publisher_up && consumers_up);
-        // A recorder holding a message it cannot park says so on its own.
-        readiness.set(PARKING, consumers.iter().all(parking));
+        readiness.set("amqp", publisher_up);
+        let mut parking = true;
+        for (queue, consumer) in &consumers {
+            let state = consumer.snapshot();
+            let up = state.get("amqp").copied().unwrap_or(false);
+            connected.with_label_values(&[queue]).set(i64::from(up));
+            parking &= state.get(PARKING).copied().unwrap_or(true);
+        }
+        // A recorder holding a message it cannot park is an incident.
+        readiness.set(PARKING, parking);
         gauge.set(readiness.is_ready() as i64);
         tokio::select! {
             _ = token.cancelled() => break,

@@ -79,6 +79,7 @@ pub async fn run(
         consumers,
         readiness.clone(),
         metrics.ready.clone(),
+        metrics.recorder_connected.clone(),
         token.clone(),
     ));
     tracker.spawn(reseal::run(

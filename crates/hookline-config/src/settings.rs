@@ -215,20 +215,41 @@ pub struct ShutdownSettings {
     pub grace_period: Duration,
 }
 
-/// A string that must not be printed (URLs with passwords, tokens, keys).
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
+/// A string that must not be printed (URLs with passwords, tokens, keys):
+/// `secrecy` keeps it out of `Debug` output and zeroes its memory when it
+/// is dropped.
+pub struct Secret(secrecy::SecretString);
 
 impl Secret {
     /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(secrecy::SecretString::from(value.into()))
     }
     /// The value, for the one place that needs it.
     pub fn expose(&self) -> &str {
-        &self.0
+        secrecy::ExposeSecret::expose_secret(&self.0)
     }
 }
+
+impl Clone for Secret {
+    fn clone(&self) -> Self {
+        Self::new(self.expose())
+    }
+}
+
+impl Default for Secret {
+    fn default() -> Self {
+        Self::new(String::new())
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

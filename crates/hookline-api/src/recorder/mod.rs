@@ -40,9 +40,9 @@ pub(crate) struct Recorders {
 }
 
 impl Recorders {
-    /// Spawns both consumers on `tracker`; returns their connection states,
-    /// which the `amqp` readiness combines with the publisher's.
-    pub fn spawn(self, tracker: &TaskTracker) -> Vec<Readiness> {
+    /// Spawns both consumers on `tracker`; returns each one's queue and
+    /// state, for `hookline_api_recorder_connected` and the `parking` check.
+    pub fn spawn(self, tracker: &TaskTracker) -> Vec<(&'static str, Readiness)> {
         let attempts = attempts::AttemptSink {
             metrics: self.metrics.clone(),
             notifier: self.notifier.clone(),
@@ -51,8 +51,14 @@ impl Recorders {
             metrics: self.metrics.clone(),
         };
         vec![
-            self.spawn_one(tracker, attempts),
-            self.spawn_one(tracker, dead),
+            (
+                attempts::AttemptSink::QUEUE,
+                self.spawn_one(tracker, attempts),
+            ),
+            (
+                dead_letters::DeadLetterSink::QUEUE,
+                self.spawn_one(tracker, dead),
+            ),
         ]
     }
 

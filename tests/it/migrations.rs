@@ -1,0 +1,87 @@
+//! A database migrated by the runner before `sqlx::migrate!` is carried
+//! over: its versions are recorded for sqlx, nothing runs twice, and the
+//! next start is a no-op.
+
+use hookline_tests::TestEnv;
+use sqlx::Executor as _;
+
+const OLD: [(&str, &str); 3] = [
+    (
+        "0001_initial",
+        include_str!("../../crates/hookline-api/migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_retention_and_sealing",
+        include_str!("../../crates/hookline-api/migrations/0002_retention_and_sealing.sql"),
+    ),
+    (
+        "0003_subscription_revisions",
+        include_str!("../../crates/hookline-api/migrations/0003_subscription_revisions.sql"),
+    ),
+];
+
+#[tokio::test]
+async fn a_database_migrated_by_the_previous_runner_is_carried_over_and_nothing_runs_twice() {
+    let env = TestEnv::start_with(|o| {
+        o.api = false;
+        o.ingest = false;
+        o.fanout = false;
+        o.deliverer = false;
+    })
+    .await;
+    let pool = sqlx::PgPool::connect(env.settings.database.url.expose())
+        .await
+        .expect("database");
+    // What the previous runner left: the schema and its own version table.
+    pool.execute("CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .await
+        .expect("schema_migrations");
+    for (version, sql) in OLD {
+        pool.execute(sql).await.expect("old migration");
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(version)
+            .execute(&pool)
+            .await
+            .expect("record");
+    }
+
+    // Running them again would fail ("relation already exists").
+    hookline_api::migrate(&pool).await.expect("carried over");
+    hookline_api::migrate(&pool)
+        .await
+        .expect("and a no-op the next time");
+    let recorded: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .expect("_sqlx_migrations");
+    assert_eq!(recorded, vec![(1, true), (2, true), (3, true)]);
+}
+
+#[tokio::test]
+async fn a_fresh_database_gets_every_migration_once_even_from_concurrent_starts() {
+    let env = TestEnv::start_with(|o| {
+        o.api = false;
+        o.ingest = false;
+        o.fanout = false;
+        o.deliverer = false;
+    })
+    .await;
+    let pool = sqlx::PgPool::connect(env.settings.database.url.expose())
+        .await
+        .expect("database");
+    let (a, b) = tokio::join!(hookline_api::migrate(&pool), hookline_api::migrate(&pool));
+    a.expect("first replica");
+    b.expect("second replica");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(count, OLD.len() as i64);
+    let revision: Option<String> =
+        sqlx::query_scalar("SELECT column_name::text FROM information_schema.columns WHERE table_name = 'subscriptions' AND column_name = 'revision'")
+            .fetch_optional(&pool)
+            .await
+            .expect("columns");
+    assert_eq!(revision.as_deref(), Some("revision"));
+}
