@@ -19,14 +19,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::handle::{Disposition, Handler, Slots};
 
-/// How a finished send settles its message.
+/// What the settler hears of one message: the handler's [`Disposition`]
+/// is the decision, this only adds the delivery tag and the start (the
+/// ledger acks in tag order, so it must know what is still running).
 enum Settle {
     /// The message arrived and its handling started.
     Started(u64),
-    /// The next hop is confirmed.
-    Ack(u64),
-    /// Broker trouble: give it back for redelivery.
-    Requeue(u64),
+    /// The handler decided.
+    Finished(u64, Disposition),
 }
 
 /// Acks at most this long after a send finished.
@@ -160,19 +160,15 @@ impl TaskConsumers {
             let from_lane = source.lane;
             let _ = settle.send(Settle::Started(delivery_tag));
             self.inflight.spawn(async move {
-                let outcome = match handler
+                let disposition = handler
                     .handle(
                         &delivery.data,
                         delivery.properties.headers().as_ref(),
                         &slots,
                         from_lane,
                     )
-                    .await
-                {
-                    Disposition::Ack => Settle::Ack(delivery_tag),
-                    Disposition::Requeue => Settle::Requeue(delivery_tag),
-                };
-                let _ = settle.send(outcome);
+                    .await;
+                let _ = settle.send(Settle::Finished(delivery_tag, disposition));
             });
         };
         let _ = channel
@@ -195,12 +191,12 @@ async fn settle_loop(channel: Channel, mut settled: mpsc::UnboundedReceiver<Sett
         let max_wait = tokio::select! {
             message = settled.recv() => match message {
                 Some(Settle::Started(tag)) => { ledger.delivered(tag); continue; }
-                Some(Settle::Ack(tag)) => {
+                Some(Settle::Finished(tag, Disposition::Ack)) => {
                     ledger.finished(tag, Instant::now());
                     if ledger.pending() < 64 { continue; }
                     ACK_MAX_WAIT
                 }
-                Some(Settle::Requeue(tag)) => {
+                Some(Settle::Finished(tag, Disposition::Requeue)) => {
                     ledger.settled_elsewhere(tag);
                     let requeue = BasicNackOptions { requeue: true, multiple: false };
                     let _ = channel.basic_nack(tag, requeue).await;

@@ -206,7 +206,7 @@ async fn fan_out(
     let to_lane = lanes.routed(targets.iter().map(|t| t.id.as_str()));
     let to_lanes = to_lane.iter().filter(|routed| **routed).count() as u64;
     for (target, to_lane) in targets.into_iter().zip(to_lane) {
-        let task = DeliveryTask {
+        let mut task = DeliveryTask {
             schema_version: SCHEMA_VERSION,
             delivery_id: ids::delivery_id(&event.tenant, &event.id, &target.id),
             tenant: event.tenant.clone(),
@@ -215,15 +215,13 @@ async fn fan_out(
             occurred_at_ms: event.occurred_at.timestamp_millis(),
             body: body.clone(),
             subscription_id: target.id.clone(),
-            url: target.url.clone(),
-            signature: Some(target.signature.clone()),
-            headers: target.legacy_headers.clone(),
-            sealed_secrets: target.sealed_secrets.clone(),
-            sealed_headers: target.sealed_headers.clone(),
-            revision: target.revision,
             attempt: 1,
             ..DeliveryTask::default()
         };
+        // The one way a task takes its subscription's shape (test sends,
+        // replays and deliverers re-shaping old tasks use it too).
+        task.reshape(&target.shape, target.revision);
+        task.headers.clone_from(&target.legacy_headers);
         let (exchange, routing_key) = if to_lane {
             (LANES_EXCHANGE, target.id.as_str())
         } else {

@@ -1,14 +1,10 @@
 //! Delivery tasks the api builds itself: the sample of a test send, and the
 //! refresh of a replayed task from its subscription's current settings.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_model::ids;
 use hookline_model::sealed::Keyring;
-use hookline_proto::signature::to_proto;
 use hookline_proto::{DeliveryTask, SubscriptionShape, SCHEMA_VERSION};
-use hookline_signature::SignatureScheme;
 use serde_json::json;
 
 use super::views;
@@ -16,31 +12,22 @@ use crate::error::ApiError;
 use crate::store::subscriptions::SubscriptionRow;
 
 /// The subscription as it is now, for tasks and for the control message
-/// that announces the change: URL, scheme, sealed secrets (current, and the
-/// previous one during its overlap) and sealed static headers.
+/// that announces the change (`hookline_store::shape`, the one rule fanout
+/// follows too). A row not yet re-sealed has its clear headers sealed for
+/// the trip here: the api holds the key, fanout does not.
 pub(crate) fn shape(
     row: &SubscriptionRow,
     keyring: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<SubscriptionShape, ApiError> {
-    let scheme: SignatureScheme = serde_json::from_value(row.signature.clone()).unwrap_or_default();
-    let sealed_headers = match &row.headers_sealed {
-        Some(sealed) => sealed.clone().into(),
-        // A row not yet re-sealed: seal its clear headers for the trip.
-        None => {
-            let headers: BTreeMap<String, String> =
-                serde_json::from_value(row.headers.clone()).unwrap_or_default();
-            views::seal_headers(keyring, &row.id, &headers)?
-                .unwrap_or_default()
-                .into()
-        }
-    };
-    Ok(SubscriptionShape {
-        url: row.url.clone(),
-        signature: Some(to_proto(&scheme)),
-        sealed_secrets: views::sealed_signing_secrets(row, now),
-        sealed_headers,
-    })
+    let mut built =
+        hookline_store::shape(row, now).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !built.legacy_headers.is_empty() {
+        built.shape.sealed_headers = views::seal_headers(keyring, &row.id, &built.legacy_headers)?
+            .unwrap_or_default()
+            .into();
+    }
+    Ok(built.shape)
 }
 
 /// Points `task` at the subscription as it is now: a replay goes where the

@@ -3,7 +3,6 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use hookline_model::sealed::{self, Keyring, OpenError, SealError};
 use serde_json::{json, Value};
 
@@ -117,19 +116,4 @@ pub(super) fn seal_headers(
         .seal(&sealed::subscription_headers(id), &json)
         .map(Some)
         .map_err(unsealable)
-}
-
-/// The sealed secrets a delivery is signed with now: the current one, and
-/// the rotated-out one while its overlap lasts (newest first). They travel
-/// sealed; only the deliverer opens them.
-pub(super) fn sealed_signing_secrets(row: &SubscriptionRow, now: DateTime<Utc>) -> Vec<Bytes> {
-    let mut secrets = vec![Bytes::from(row.secret_sealed.clone())];
-    if let (Some(previous), Some(expires)) =
-        (&row.previous_secret_sealed, row.previous_secret_expires_at)
-    {
-        if expires > now {
-            secrets.push(Bytes::from(previous.clone()));
-        }
-    }
-    secrets
 }

@@ -1,0 +1,90 @@
+//! A subscription as the shape of its deliveries. One rule for every
+//! caller: a row whose stored scheme or headers do not parse is an error
+//! (the api validated both on the way in, so it means a damaged row), never
+//! silently signed with the default scheme.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hookline_proto::SubscriptionShape;
+use hookline_signature::SignatureScheme;
+
+use crate::subscriptions::SubscriptionRow;
+
+/// Why a row cannot be delivered as stored.
+#[derive(Debug, thiserror::Error)]
+pub enum BadRow {
+    /// The `signature` column is not a scheme this version knows.
+    #[error("subscription {id}: stored signature scheme: {reason}")]
+    Scheme {
+        /// The subscription.
+        id: String,
+        /// What did not parse.
+        reason: String,
+    },
+    /// The clear `headers` column (rows from before sealing) is not an
+    /// object of strings.
+    #[error("subscription {id}: stored headers: {reason}")]
+    Headers {
+        /// The subscription.
+        id: String,
+        /// What did not parse.
+        reason: String,
+    },
+}
+
+/// The shape, plus the static headers of a row written before header
+/// sealing and not yet re-sealed by the api: fanout (which holds no key)
+/// carries them as before, the api seals them.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// URL, scheme and sealed credentials.
+    pub shape: SubscriptionShape,
+    /// Clear headers of a legacy row; empty otherwise.
+    pub legacy_headers: BTreeMap<String, String>,
+}
+
+/// The sealed secrets a delivery is signed with now: the current one, and
+/// the rotated-out one while its overlap lasts (newest first). They travel
+/// sealed; only the deliverer opens them.
+pub fn sealed_signing_secrets(row: &SubscriptionRow, now: DateTime<Utc>) -> Vec<Bytes> {
+    let mut secrets = vec![Bytes::from(row.secret_sealed.clone())];
+    if let (Some(previous), Some(expires)) =
+        (&row.previous_secret_sealed, row.previous_secret_expires_at)
+    {
+        if expires > now {
+            secrets.push(Bytes::from(previous.clone()));
+        }
+    }
+    secrets
+}
+
+/// Where and how `row` delivers at `now`.
+pub fn shape(row: &SubscriptionRow, now: DateTime<Utc>) -> Result<Shape, BadRow> {
+    let scheme: SignatureScheme =
+        serde_json::from_value(row.signature.clone()).map_err(|e| BadRow::Scheme {
+            id: row.id.clone(),
+            reason: e.to_string(),
+        })?;
+    let legacy_headers = match &row.headers_sealed {
+        Some(_) => BTreeMap::new(),
+        None => serde_json::from_value(row.headers.clone()).map_err(|e| BadRow::Headers {
+            id: row.id.clone(),
+            reason: e.to_string(),
+        })?,
+    };
+    Ok(Shape {
+        shape: SubscriptionShape {
+            url: row.url.clone(),
+            signature: Some(hookline_proto::signature::to_proto(&scheme)),
+            sealed_secrets: sealed_signing_secrets(row, now),
+            sealed_headers: row
+                .headers_sealed
+                .clone()
+                .map(Bytes::from)
+                .unwrap_or_default(),
+        },
+        legacy_headers,
+    })
+}
