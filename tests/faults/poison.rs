@@ -85,7 +85,7 @@ async fn poison_events_are_parked_once_with_their_reason_and_fanout_keeps_going(
     let channel = connection.create_channel().await.expect("channel");
     let mut bodies = Vec::new();
     while let Some(message) = channel
-        .basic_get(INVALID_QUEUE, Default::default())
+        .basic_get(INVALID_QUEUE.into(), Default::default())
         .await
         .expect("get")
     {

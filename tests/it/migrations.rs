@@ -20,8 +20,9 @@ const OLD: [(&str, &str); 3] = [
     ),
 ];
 
-#[tokio::test]
-async fn a_database_migrated_by_the_previous_runner_is_carried_over_and_nothing_runs_twice() {
+/// A test's own database with nothing in it yet: no service is started, so
+/// nothing migrates behind the test's back. The env keeps the database alive.
+async fn empty_database() -> (TestEnv, sqlx::PgPool) {
     let env = TestEnv::start_with(|o| {
         o.api = false;
         o.ingest = false;
@@ -32,6 +33,12 @@ async fn a_database_migrated_by_the_previous_runner_is_carried_over_and_nothing_
     let pool = sqlx::PgPool::connect(env.settings.database.url.expose())
         .await
         .expect("database");
+    (env, pool)
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_the_previous_runner_is_carried_over_and_nothing_runs_twice() {
+    let (_env, pool) = empty_database().await;
     // What the previous runner left: the schema and its own version table.
     pool.execute("CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
         .await
@@ -60,16 +67,7 @@ async fn a_database_migrated_by_the_previous_runner_is_carried_over_and_nothing_
 
 #[tokio::test]
 async fn a_fresh_database_gets_every_migration_once_even_from_concurrent_starts() {
-    let env = TestEnv::start_with(|o| {
-        o.api = false;
-        o.ingest = false;
-        o.fanout = false;
-        o.deliverer = false;
-    })
-    .await;
-    let pool = sqlx::PgPool::connect(env.settings.database.url.expose())
-        .await
-        .expect("database");
+    let (_env, pool) = empty_database().await;
     let (a, b) = tokio::join!(hookline_api::migrate(&pool), hookline_api::migrate(&pool));
     a.expect("first replica");
     b.expect("second replica");

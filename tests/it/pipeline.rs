@@ -107,7 +107,10 @@ async fn an_invalid_amqp_event_is_parked_with_its_reason() {
         let channel = channel.clone();
         async move {
             channel
-                .basic_get(hookline_amqp::names::INVALID_QUEUE, Default::default())
+                .basic_get(
+                    hookline_amqp::names::INVALID_QUEUE.into(),
+                    Default::default(),
+                )
                 .await
                 .ok()
                 .flatten()

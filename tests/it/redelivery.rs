@@ -26,7 +26,7 @@ async fn give_back(url: &str, queue: &str, returns: i64) {
     let mut given_back = 0;
     while given_back < returns {
         let Some(message) = channel
-            .basic_get(queue, BasicGetOptions::default())
+            .basic_get(queue.into(), BasicGetOptions::default())
             .await
             .expect("basic.get")
         else {

@@ -547,8 +547,8 @@ async fn the_shipped_producer_permissions_publish_events_and_are_refused_on_the_
                 .expect("confirm mode");
             let confirm = channel
                 .basic_publish(
-                    exchange,
-                    "lead.created",
+                    exchange.into(),
+                    "lead.created".into(),
                     Default::default(),
                     br#"{"tenant":"acme","type":"lead.created","data":{}}"#,
                     lapin::BasicProperties::default().with_delivery_mode(2),

@@ -451,12 +451,16 @@ async fn ready_in_any(url: &str, queues: &[String]) -> bool {
             ..QueueDeclareOptions::default()
         };
         if let Ok(declared) = channel
-            .queue_declare(queue, passive, lapin::types::FieldTable::default())
+            .queue_declare(
+                queue.as_str().into(),
+                passive,
+                lapin::types::FieldTable::default(),
+            )
             .await
         {
             any |= declared.message_count() > 0;
         }
     }
-    let _ = connection.close(200, "done").await;
+    let _ = connection.close(200, "done".into()).await;
     any
 }

@@ -65,15 +65,16 @@ pub async fn connect_to(broker: &Broker, name: &str) -> Result<Connection, AmqpE
     };
     let mut last_error = None;
     for node in nodes(&broker.url) {
-        let properties = ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio)
-            .with_connection_name(name.to_string().into());
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
         let tls = OwnedTLSConfig {
             identity: None,
             cert_chain: cert_chain.clone(),
         };
-        match Connection::connect_with_config(node, properties, tls).await {
+        // lapin's own recovery stays off: `supervise` reconnects, so that
+        // every session starts from a fresh topology and unacked messages
+        // simply come back.
+        let runtime = lapin::runtime::default_runtime()?;
+        match Connection::connect_with_config(node, properties, tls, runtime).await {
             Ok(connection) => return Ok(connection),
             Err(error) => last_error = Some(error),
         }
@@ -156,7 +157,7 @@ where
                     delays = reconnect_delays(ctx.reconnect_delay);
                 }
                 ctx.readiness.set("amqp", false);
-                let _ = connection.close(200, "session over").await;
+                let _ = connection.close(200, "session over".into()).await;
                 match result {
                     Ok(()) if ctx.token.is_cancelled() => break,
                     Ok(()) => {

@@ -1,9 +1,14 @@
 //! Listening to `hookline.control`: every fanout and deliverer instance gets
 //! its own exclusive, auto-deleted queue, so each sees every change.
 
+use futures_util::StreamExt;
+use hookline_proto::{ChangeKind, Message, SubscriptionChanged};
+use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, Consumer};
+use prometheus::IntCounter;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::AmqpError;
 use crate::names::{CONTROL_EXCHANGE, CONTROL_LOG_QUEUE};
@@ -17,7 +22,7 @@ pub async fn subscribe_control(
     let channel = connection.create_channel().await?;
     let queue = channel
         .queue_declare(
-            "",
+            "".into(),
             QueueDeclareOptions {
                 exclusive: true,
                 auto_delete: true,
@@ -29,17 +34,17 @@ pub async fn subscribe_control(
     let name = queue.name().as_str().to_string();
     channel
         .queue_bind(
-            &name,
-            CONTROL_EXCHANGE,
-            "",
+            name.as_str().into(),
+            CONTROL_EXCHANGE.into(),
+            "".into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
         .await?;
     let consumer = channel
         .basic_consume(
-            &name,
-            tag,
+            name.as_str().into(),
+            tag.into(),
             BasicConsumeOptions {
                 no_ack: true,
                 ..BasicConsumeOptions::default()
@@ -65,7 +70,50 @@ pub async fn subscribe_control_log(
         AMQPValue::LongString(LongString::from("first")),
     );
     let consumer = channel
-        .basic_consume(CONTROL_LOG_QUEUE, tag, BasicConsumeOptions::default(), args)
+        .basic_consume(
+            CONTROL_LOG_QUEUE.into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            args,
+        )
         .await?;
     Ok((channel, consumer))
+}
+
+/// One message read from a control queue, with the change it carries when
+/// this version understands it.
+pub struct ControlMessage {
+    /// The raw delivery, for callers that must ack it (a stream).
+    pub delivery: Delivery,
+    /// The change and its kind; `None` for a message this version does not
+    /// understand, which has been counted and logged already.
+    pub change: Option<(SubscriptionChanged, ChangeKind)>,
+}
+
+/// The next message of a control consumer. Once `token` is cancelled it
+/// never returns: the service's task consumers decide when a session ends,
+/// and the control listener just stops reading. The stream failing or
+/// ending is the connection failing, so it is an error for `supervise`.
+pub async fn next_control(
+    consumer: &mut Consumer,
+    token: &CancellationToken,
+    ignored: &IntCounter,
+) -> Result<ControlMessage, AmqpError> {
+    let next = tokio::select! {
+        next = consumer.next() => next,
+        _ = token.cancelled() => std::future::pending().await,
+    };
+    let delivery = match next {
+        Some(Ok(delivery)) => delivery,
+        Some(Err(e)) => return Err(e.into()),
+        None => return Err(AmqpError::Unavailable("control consumer ended".into())),
+    };
+    let change = SubscriptionChanged::decode(delivery.data.as_slice())
+        .ok()
+        .and_then(|change| change.change_kind().map(|kind| (change, kind)));
+    if change.is_none() {
+        ignored.inc();
+        tracing::warn!("ignoring a control message this version does not understand");
+    }
+    Ok(ControlMessage { delivery, change })
 }

@@ -13,7 +13,7 @@ pub mod topology;
 
 pub use ack::{AckFrame, AckLedger};
 pub use connect::{connect, connect_to, header_str, supervise, Broker, SessionContext};
-pub use control::{subscribe_control, subscribe_control_log};
+pub use control::{next_control, subscribe_control, subscribe_control_log, ControlMessage};
 pub use error::AmqpError;
 pub use publisher::{protobuf_properties, ConfirmedPublisher, PendingConfirm};
 pub use shared::{SharedPublisher, SharedPublisherConfig};

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
 use prometheus::Histogram;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -80,7 +79,8 @@ impl ConfirmedPublisher {
             .await
     }
 
-    async fn send(
+    /// Sends, `mandatory` or not; the one place both forms go through.
+    pub(crate) async fn send(
         &self,
         exchange: &str,
         routing_key: &str,
@@ -98,8 +98,8 @@ impl ConfirmedPublisher {
         let confirm = self
             .channel
             .basic_publish(
-                exchange,
-                routing_key,
+                exchange.into(),
+                routing_key.into(),
                 BasicPublishOptions {
                     mandatory,
                     ..BasicPublishOptions::default()

@@ -103,13 +103,8 @@ impl SharedPublisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), AmqpError> {
-        self.within_deadline(async {
-            let publisher = self.publisher().await?;
-            publisher
-                .publish_confirmed(exchange, routing_key, payload, properties)
-                .await
-        })
-        .await
+        self.send_confirmed(exchange, routing_key, payload, properties, true)
+            .await
     }
 
     /// Like [`Self::publish_confirmed`], to a broadcast exchange where no
@@ -122,21 +117,26 @@ impl SharedPublisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), AmqpError> {
-        self.within_deadline(async {
+        self.send_confirmed(exchange, routing_key, payload, properties, false)
+            .await
+    }
+
+    async fn send_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), AmqpError> {
+        let attempt = async {
             let publisher = self.publisher().await?;
             publisher
-                .broadcast(exchange, routing_key, payload, properties)
+                .send(exchange, routing_key, payload, properties, mandatory)
                 .await?
                 .confirmed()
                 .await
-        })
-        .await
-    }
-
-    async fn within_deadline(
-        &self,
-        attempt: impl std::future::Future<Output = Result<(), AmqpError>>,
-    ) -> Result<(), AmqpError> {
+        };
         let result = tokio::time::timeout(self.config.timeout, attempt)
             .await
             .map_err(|_| AmqpError::Timeout)

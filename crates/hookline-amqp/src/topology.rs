@@ -76,7 +76,7 @@ fn queue_args(queue_type: QueueType) -> FieldTable {
     match queue_type {
         QueueType::Quorum => args.insert(ShortString::from("x-queue-type"), string("quorum")),
         QueueType::Classic => args.insert(ShortString::from("x-queue-type"), string("classic")),
-    }
+    };
     args
 }
 
@@ -131,7 +131,9 @@ async fn exchange_with(
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
-    channel.exchange_declare(name, kind, options, args).await?;
+    channel
+        .exchange_declare(name.into(), kind, options, args)
+        .await?;
     Ok(())
 }
 
@@ -140,16 +142,16 @@ async fn queue(channel: &Channel, name: &str, args: FieldTable) -> Result<(), Am
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    channel.queue_declare(name, options, args).await?;
+    channel.queue_declare(name.into(), options, args).await?;
     Ok(())
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> Result<(), AmqpError> {
     channel
         .queue_bind(
-            queue,
-            exchange,
-            key,
+            queue.into(),
+            exchange.into(),
+            key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -204,7 +206,7 @@ pub async fn declare_lane(
         // A lane holds a backlog by design; the second classic queue
         // implementation stores one with less broker work.
         QueueType::Classic => args.insert("x-queue-version".into(), AMQPValue::LongLongInt(2)),
-    }
+    };
     queue(channel, &name, args).await?;
     bind(channel, &name, LANES_EXCHANGE, subscription_id).await?;
     Ok(name)

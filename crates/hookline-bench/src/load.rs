@@ -178,6 +178,6 @@ impl Generator {
         if let Some(drain) = self.drain.take() {
             let _ = drain.await;
         }
-        let _ = self.connection.close(200, "bench done").await;
+        let _ = self.connection.close(200, "bench done".into()).await;
     }
 }

@@ -18,9 +18,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt;
 use hookline_amqp::{ConfirmedPublisher, PendingConfirm};
-use lapin::acker::Acker;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::Acker;
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
@@ -151,11 +151,11 @@ pub async fn measure(amqp_url: &str, hops: u8, config: &RawConfig) -> anyhow::Re
         last = now;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = producer.close(200, "raw done").await;
+    let _ = producer.close(200, "raw done".into()).await;
     if let Some(connection) = hop_connection {
-        let _ = connection.close(200, "raw done").await;
+        let _ = connection.close(200, "raw done".into()).await;
     }
-    let _ = consumer_connection.close(200, "raw done").await;
+    let _ = consumer_connection.close(200, "raw done".into()).await;
     Ok(Measured {
         rate,
         messages: done.load(Ordering::Relaxed),
@@ -173,7 +173,7 @@ async fn declare(channel: &Channel, queue: &str) -> anyhow::Result<()> {
         ..QueueDeclareOptions::default()
     };
     channel
-        .queue_declare(queue, options, args)
+        .queue_declare(queue.into(), options, args)
         .await
         .with_context(|| format!("declaring {queue}"))?;
     Ok(())
@@ -205,8 +205,8 @@ async fn spawn_last(
         .await?;
     let mut consumer = channel
         .basic_consume(
-            queue,
-            "bench-last",
+            queue.into(),
+            "bench-last".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -239,8 +239,8 @@ async fn consume(
         .await?;
     let consumer = channel
         .basic_consume(
-            queue,
-            tag,
+            queue.into(),
+            tag.into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -344,7 +344,7 @@ pub async fn latency(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for connection in [&producer, &hop, &last] {
-        let _ = connection.close(200, "latency done").await;
+        let _ = connection.close(200, "latency done".into()).await;
     }
     let mut sorted = arrived.lock().map(|a| a.clone()).unwrap_or_default();
     sorted.sort_unstable();

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 
 use crate::load::ConfigError;
-use crate::settings::{Secret, Settings, DEV_ADMIN_TOKEN, DEV_SECRET_KEY};
+use crate::secret::Secret;
+use crate::settings::{Settings, DEV_ADMIN_TOKEN, DEV_SECRET_KEY};
 
 /// Marks the placeholders in `deploy/`: a manifest applied unedited must
 /// fail as loudly as a missing value.

@@ -1,14 +1,12 @@
-//! Layering and parsing: defaults, then the TOML file, then the environment.
+//! Layering and reading: defaults, then the TOML file, then the environment.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use config::{Environment, File, FileFormat, Source, Value, ValueKind};
+use config::{Config, Environment, File, FileFormat};
 
-use crate::settings::{LogFormat, QueueType, Secret, Settings};
-use crate::{parse_duration, parse_duration_list};
+use crate::settings::Settings;
 
 /// Why the configuration could not be loaded; always names the key or file.
 #[derive(Debug, thiserror::Error)]
@@ -52,56 +50,82 @@ pub fn load_from(
     file: Option<&Path>,
     env: &BTreeMap<String, String>,
 ) -> Result<Settings, ConfigError> {
-    let mut values = BTreeMap::new();
+    let mut layers = Config::builder();
     if let Some(path) = file {
-        let source = File::from(path.to_path_buf()).format(FileFormat::Toml);
-        let map = source.collect().map_err(|e| ConfigError::File {
-            path: path.display().to_string(),
+        // Read on its own first, so that only its own failure is reported
+        // as the file's.
+        let toml = Config::builder()
+            .add_source(File::from(path).format(FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        layers = layers.add_source(toml);
+    }
+    // Values stay strings here: parsing every value that looks like a number
+    // or splitting every value on commas would change secrets and the
+    // comma-separated `amqp.url`. Each field parses its own text (see `de`).
+    let layers = layers
+        .add_source(
+            Environment::with_prefix("HOOKLINE")
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env.clone().into_iter().collect())),
+        )
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            key: "environment".into(),
             message: e.to_string(),
         })?;
-        flatten("", map, &mut values);
-    }
-    let env_source = Environment::with_prefix("HOOKLINE")
-        .prefix_separator("__")
-        .separator("__")
-        .source(Some(env.clone().into_iter().collect()));
-    let map = env_source.collect().map_err(|e| ConfigError::Invalid {
-        key: "environment".into(),
-        message: e.to_string(),
-    })?;
-    flatten("", map, &mut values);
 
-    let mut settings = Settings::default();
-    for (key, value) in values {
-        apply(&mut settings, &key, &value)?;
-    }
+    // Keys missing from both layers keep the defaults of `Settings`.
+    let settings: Settings =
+        serde_path_to_error::deserialize(layers.clone()).map_err(|error| keyed(error, &layers))?;
     validate(&settings)?;
     Ok(settings)
 }
 
-/// Turns nested tables into dotted keys with string values (arrays joined by
-/// commas, as the environment writes them).
-fn flatten(prefix: &str, map: config::Map<String, Value>, out: &mut BTreeMap<String, String>) {
-    for (key, value) in map {
-        let key = if prefix.is_empty() {
-            key
-        } else {
-            format!("{prefix}.{key}")
+/// Names the dotted key that failed to read.
+fn keyed(error: serde_path_to_error::Error<config::ConfigError>, layers: &Config) -> ConfigError {
+    let key = error.path().to_string();
+    let message = innermost(error.into_inner());
+    // `deny_unknown_fields` reports through serde's `unknown_field`, which
+    // the config crate's error turns into this text; there is no variant to
+    // match instead.
+    if message.starts_with("unknown field") {
+        return ConfigError::Unknown {
+            key: first_leaf(layers, key),
         };
-        match value.kind {
-            ValueKind::Table(table) => flatten(&key, table, out),
-            ValueKind::Array(items) => {
-                let joined: Vec<String> = items
-                    .into_iter()
-                    .filter_map(|v| v.into_string().ok())
-                    .collect();
-                out.insert(key, joined.join(","));
-            }
-            _ => {
-                out.insert(key, value.into_string().unwrap_or_default());
-            }
-        }
     }
+    ConfigError::Invalid { key, message }
+}
+
+/// The config crate wraps an error in the key it was read from, which the
+/// path already names; the message is what is inside.
+fn innermost(error: config::ConfigError) -> String {
+    match error {
+        config::ConfigError::At { error, .. } => innermost(*error),
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("invalid type: {unexpected}, expected {expected}"),
+        other => other.to_string(),
+    }
+}
+
+/// An unknown section is named by its first key, as the operator wrote it:
+/// `HOOKLINE__DELIVERI__TIMEOUT` names `deliveri.timeout`, not `deliveri`.
+fn first_leaf(layers: &Config, mut key: String) -> String {
+    while let Some(first) = layers
+        .get_table(&key)
+        .ok()
+        .and_then(|table| table.keys().next().cloned())
+    {
+        key = format!("{key}.{first}");
+    }
+    key
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
@@ -109,125 +133,6 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
         key: key.into(),
         message: message.into(),
     }
-}
-
-fn parsed<T: FromStr>(key: &str, value: &str, expected: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, format!("`{value}` is not {expected}")))
-}
-
-fn duration(key: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
-    parse_duration(value).map_err(|m| invalid(key, m))
-}
-
-fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(key, format!("`{value}` is not true or false"))),
-    }
-}
-
-/// A comma-separated list of secrets, blanks dropped.
-fn secret_list(value: &str) -> Vec<Secret> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-        .collect()
-}
-
-fn apply(s: &mut Settings, key: &str, v: &str) -> Result<(), ConfigError> {
-    const ADDR: &str = "a socket address such as 127.0.0.1:8080";
-    const COUNT: &str = "a whole number";
-    match key {
-        "amqp.url" => s.amqp.url = Secret::new(v),
-        "amqp.queue_type" => {
-            s.amqp.queue_type = match v.trim() {
-                "quorum" => QueueType::Quorum,
-                "classic" => QueueType::Classic,
-                _ => return Err(invalid(key, format!("`{v}` is not quorum or classic"))),
-            }
-        }
-        "amqp.publish_timeout" => s.amqp.publish_timeout = duration(key, v)?,
-        "amqp.confirm_window" => s.amqp.confirm_window = parsed(key, v, COUNT)?,
-        "amqp.reconnect_delay" => s.amqp.reconnect_delay = duration(key, v)?,
-        "amqp.ca_file" => {
-            let path = v.trim();
-            s.amqp.ca_file = (!path.is_empty()).then(|| path.into());
-        }
-        "database.url" => s.database.url = Secret::new(v),
-        "database.max_connections" => s.database.max_connections = parsed(key, v, COUNT)?,
-        "ingest.listen" => s.ingest.listen = parsed(key, v, ADDR)?,
-        "ingest.max_event_bytes" => s.ingest.max_event_bytes = parsed(key, v, COUNT)?,
-        "ingest.max_batch_events" => s.ingest.max_batch_events = parsed(key, v, COUNT)?,
-        "ingest.tokens" => s.ingest.tokens = secret_list(v),
-        "ingest.allow_anonymous" => s.ingest.allow_anonymous = boolean(key, v)?,
-        "fanout.listen" => s.fanout.listen = parsed(key, v, ADDR)?,
-        "fanout.prefetch" => s.fanout.prefetch = parsed(key, v, "a number from 1 to 65535")?,
-        "fanout.refresh_interval" => s.fanout.refresh_interval = duration(key, v)?,
-        "deliverer.listen" => s.deliverer.listen = parsed(key, v, ADDR)?,
-        "delivery.retry_delays" => {
-            s.delivery.retry_delays = parse_duration_list(v).map_err(|m| invalid(key, m))?
-        }
-        "delivery.timeout" => s.delivery.timeout = duration(key, v)?,
-        "delivery.allowed_networks" => {
-            s.delivery.allowed_networks = v
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(|n| {
-                    n.parse().map_err(|_| {
-                        invalid(key, format!("`{n}` is not a CIDR such as 127.0.0.0/8"))
-                    })
-                })
-                .collect::<Result<_, _>>()?
-        }
-        "delivery.publish_successes" => s.delivery.publish_successes = boolean(key, v)?,
-        "delivery.concurrency" => s.delivery.concurrency = parsed(key, v, COUNT)?,
-        "delivery.retry_share_percent" => {
-            s.delivery.retry_share_percent = parsed(key, v, "a percentage from 1 to 100")?
-        }
-        "delivery.max_inflight_per_subscription" => {
-            s.delivery.max_inflight_per_subscription = parsed(key, v, COUNT)?
-        }
-        "delivery.max_lanes" => s.delivery.max_lanes = parsed(key, v, COUNT)?,
-        "delivery.response_excerpt_bytes" => {
-            s.delivery.response_excerpt_bytes = parsed(key, v, COUNT)?
-        }
-        "api.listen" => s.api.listen = parsed(key, v, ADDR)?,
-        "api.admin_token" => s.api.admin_token = Secret::new(v),
-        "api.allow_insecure_urls" => s.api.allow_insecure_urls = boolean(key, v)?,
-        "api.max_subscriptions_per_tenant" => {
-            s.api.max_subscriptions_per_tenant = parsed(key, v, COUNT)?
-        }
-        "api.secret_rotation_overlap" => s.api.secret_rotation_overlap = duration(key, v)?,
-        "api.attempt_retention" => s.api.attempt_retention = duration(key, v)?,
-        "api.dead_letter_retention" => s.api.dead_letter_retention = duration(key, v)?,
-        "api.parked_retention" => s.api.parked_retention = duration(key, v)?,
-        "api.secret_key" => s.api.secret_key = Secret::new(v),
-        "api.previous_secret_keys" => s.api.previous_secret_keys = secret_list(v),
-        "api.max_body_bytes" => s.api.max_body_bytes = parsed(key, v, COUNT)?,
-        "api.max_headers" => s.api.max_headers = parsed(key, v, COUNT)?,
-        "api.manual_sends_per_minute" => s.api.manual_sends_per_minute = parsed(key, v, COUNT)?,
-        "log.format" => {
-            s.log.format = match v.trim() {
-                "json" => LogFormat::Json,
-                "pretty" => LogFormat::Pretty,
-                _ => return Err(invalid(key, format!("`{v}` is not json or pretty"))),
-            }
-        }
-        "log.level" => s.log.level = v.to_string(),
-        "shutdown.grace_period" => s.shutdown.grace_period = duration(key, v)?,
-        "http.header_read_timeout" => s.http.header_read_timeout = duration(key, v)?,
-        "http.request_timeout" => s.http.request_timeout = duration(key, v)?,
-        "http.max_connections" => s.http.max_connections = parsed(key, v, COUNT)?,
-        _ => return Err(ConfigError::Unknown { key: key.into() }),
-    }
-    Ok(())
 }
 
 /// Cross-field and range checks that parsing alone cannot make.
@@ -354,6 +259,7 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::QueueType;
     use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -442,6 +348,132 @@ mod tests {
         assert_eq!(s.delivery.timeout, Duration::from_secs(4));
         assert_eq!(s.api.max_subscriptions_per_tenant, 3);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A TOML file of its own per test: tests run in parallel in one process.
+    fn toml_file(test: &str, text: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("hookline-config-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hookline.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_section_is_refused_naming_section_and_key() {
+        let path = toml_file(
+            "unknown",
+            "[api]\nadmin_tokn = \"a-real-admin-token-0123456789\"\n",
+        );
+        let err = load_from(Some(&path), &env(&[])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Unknown { key } if key == "api.admin_tokn"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "api.admin_tokn: unknown configuration key");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_section_is_refused_naming_the_key_as_written() {
+        let err = load_from(None, &env(&[("HOOKLINE__DELIVERI__TIMEOUT", "5s")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "deliveri.timeout: unknown configuration key"
+        );
+    }
+
+    #[test]
+    fn a_bad_duration_in_the_environment_names_its_key() {
+        let err = load_from(
+            None,
+            &env(&[("HOOKLINE__DELIVERY__RETRY_DELAYS", "5s,soon,2m")]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, message }
+                if key == "delivery.retry_delays" && message.contains("`soon`")),
+            "{err:?}"
+        );
+        let err = load_from(
+            None,
+            &env(&[("HOOKLINE__HTTP__REQUEST_TIMEOUT", "5 weeks")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("http.request_timeout: unknown unit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_toml_file_and_the_environment_layer_over_the_defaults_and_the_environment_wins() {
+        let path = toml_file(
+            "layers",
+            "[delivery]\nretry_delays = [\"1s\", \"2s\"]\ntimeout = 3\nconcurrency = 8\npublish_successes = true\n\
+             [api]\nallow_insecure_urls = true\nmax_subscriptions_per_tenant = 3\n\
+             [ingest]\ntokens = [\"producer-token-0123456789\"]\n",
+        );
+        let s = load_from(
+            Some(&path),
+            &env(&[
+                ("HOOKLINE__DELIVERY__RETRY_DELAYS", "7s, 1.5s ,2m"),
+                ("HOOKLINE__DELIVERY__TIMEOUT", "4s"),
+                ("HOOKLINE__API__ALLOW_INSECURE_URLS", "off"),
+                ("HOOKLINE__FANOUT__PREFETCH", " 16 "),
+            ]),
+        )
+        .unwrap();
+        // The environment wins where both set a key ...
+        assert_eq!(
+            s.delivery.retry_delays,
+            vec![
+                Duration::from_secs(7),
+                Duration::from_millis(1500),
+                Duration::from_secs(120)
+            ]
+        );
+        assert_eq!(s.delivery.timeout, Duration::from_secs(4));
+        assert!(!s.api.allow_insecure_urls);
+        // ... the file's other keys of the same sections stay ...
+        assert_eq!(s.delivery.concurrency, 8);
+        assert!(s.delivery.publish_successes);
+        assert_eq!(s.api.max_subscriptions_per_tenant, 3);
+        assert_eq!(s.ingest.tokens.len(), 1);
+        assert_eq!(s.fanout.prefetch, 16);
+        // ... and keys neither sets keep their defaults.
+        assert_eq!(s.delivery.max_lanes, 64);
+        assert_eq!(s.fanout.refresh_interval, Duration::from_secs(30));
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn comma_separated_environment_lists_drop_blanks_and_may_be_empty() {
+        let s = load_from(
+            None,
+            &env(&[
+                (
+                    "HOOKLINE__INGEST__TOKENS",
+                    "producer-token-0123456789, ,other-producer-token-0123,",
+                ),
+                ("HOOKLINE__DELIVERY__ALLOWED_NETWORKS", ""),
+                ("HOOKLINE__API__PREVIOUS_SECRET_KEYS", ""),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.ingest.tokens.len(), 2);
+        assert_eq!(s.ingest.tokens[1].expose(), "other-producer-token-0123");
+        assert!(s.delivery.allowed_networks.is_empty());
+        assert!(s.api.previous_secret_keys.is_empty());
+    }
+
+    #[test]
+    fn a_missing_file_is_reported_as_the_file() {
+        let path = std::env::temp_dir().join("hookline-config-no-such-dir/hookline.toml");
+        let err = load_from(Some(&path), &env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::File { .. }), "{err:?}");
     }
 
     #[test]

@@ -113,8 +113,8 @@ impl TaskConsumers {
         let tag = format!("{queue}.{}", hookline_model::ids::new_id("c"));
         let mut consumer = channel
             .basic_consume(
-                queue,
-                &tag,
+                queue.into(),
+                tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
@@ -172,7 +172,7 @@ impl TaskConsumers {
             });
         };
         let _ = channel
-            .basic_cancel(&tag, BasicCancelOptions::default())
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
             .await;
         // The settler ends once every spawned send has reported (each holds
         // a sender), after acking everything that finished.

@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use hookline_amqp::names::CONTROL_EXCHANGE;
-use hookline_amqp::{protobuf_properties, AmqpError, ConfirmedPublisher};
+use hookline_amqp::{next_control, protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_proto::{ChangeKind, Message, SubscriptionChanged};
 use lapin::options::BasicAckOptions;
 use lapin::Connection;
@@ -64,39 +63,31 @@ pub async fn listen(
         .await?;
     let mut caught_up = Some(caught_up);
     loop {
-        let next = tokio::select! {
-            next = consumer.next() => next,
-            _ = token.cancelled() => std::future::pending().await,
-        };
-        let delivery = match next {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(AmqpError::Unavailable("control log consumer ended".into())),
-        };
+        let message = next_control(&mut consumer, &token, &ignored).await?;
         // Acks on a stream only grant credit; nothing is removed.
-        delivery.acker.ack(BasicAckOptions::default()).await?;
-        let change = SubscriptionChanged::decode(delivery.data.as_slice()).ok();
-        match change.as_ref().and_then(|c| Some((c, c.change_kind()?))) {
-            Some((change, ChangeKind::Mark)) => {
-                if change.subscription_id == mark {
-                    if let Some(done) = caught_up.take() {
-                        let _ = done.send(());
-                    }
+        message
+            .delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await?;
+        match &message.change {
+            Some((change, ChangeKind::Mark)) if change.subscription_id == mark => {
+                if let Some(done) = caught_up.take() {
+                    let _ = done.send(());
                 }
             }
-            Some((change, ChangeKind::Slow)) => {
-                if caught_up.is_none() {
-                    let _ = lanes.send(LaneId {
-                        subscription_id: change.subscription_id.clone(),
-                        tenant: change.tenant.clone(),
-                    });
-                }
+            // Another deliverer's mark: nothing to do.
+            Some((_, ChangeKind::Mark)) => {}
+            // Slow notes from before this session's mark are history, already reflected.
+            Some((change, ChangeKind::Slow)) if caught_up.is_none() => {
+                let _ = lanes.send(LaneId {
+                    subscription_id: change.subscription_id.clone(),
+                    tenant: change.tenant.clone(),
+                });
             }
-            Some((change, kind)) => revisions.apply(change, kind),
-            None => {
-                ignored.inc();
-                tracing::warn!("ignoring a control message this version does not understand");
-            }
+            Some((_, ChangeKind::Slow)) => {}
+            Some((change, kind)) => revisions.apply(change, *kind),
+            None => {}
         }
     }
 }

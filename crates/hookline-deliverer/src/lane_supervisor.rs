@@ -146,9 +146,9 @@ async fn delete_if_empty(consumers: &TaskConsumers, queue: &str) -> bool {
         if_empty: true,
         ..QueueDeleteOptions::default()
     };
-    let deleted = channel.queue_delete(queue, options).await.is_ok();
+    let deleted = channel.queue_delete(queue.into(), options).await.is_ok();
     if deleted {
-        let _ = channel.close(200, "lane deleted").await;
+        let _ = channel.close(200, "lane deleted".into()).await;
     }
     deleted
 }

@@ -204,6 +204,6 @@ pub(crate) async fn declare_apart(
 ) -> Result<String, AmqpError> {
     let channel = connection.create_channel().await?;
     let name = declare_lane(&channel, queue_type, subscription_id).await?;
-    let _ = channel.close(200, "lane declared").await;
+    let _ = channel.close(200, "lane declared".into()).await;
     Ok(name)
 }

@@ -15,12 +15,12 @@ use hookline_amqp::{
 };
 use hookline_model::{ids, Event};
 use hookline_proto::{DeliveryTask, Message, SCHEMA_VERSION};
-use lapin::acker::Acker;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::Acker;
 use lapin::Connection;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -67,8 +67,8 @@ pub async fn session(
     let tag = ids::new_id("fanout");
     let mut consumer = channel
         .basic_consume(
-            EVENTS_QUEUE,
-            &tag,
+            EVENTS_QUEUE.into(),
+            tag.as_str().into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
@@ -101,7 +101,7 @@ pub async fn session(
     drop(tx);
     let _ = acks.await;
     let _ = channel
-        .basic_cancel(&tag, BasicCancelOptions::default())
+        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
         .await;
     result
 }

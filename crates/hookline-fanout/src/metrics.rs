@@ -27,6 +27,11 @@ pub struct Metrics {
     pub ready: IntGauge,
     /// `hookline_control_messages_ignored_total{service="fanout"}`.
     pub control_ignored: IntCounter,
+    /// `hookline_fanout_filter_errors_total`: filters whose evaluation
+    /// failed, which count as "no match". Exported before content filters
+    /// exist (#13), at zero, so the contract's family and the dashboards
+    /// that read it are there from the first deploy.
+    pub filter_errors: IntCounter,
 }
 
 impl Metrics {
@@ -60,6 +65,10 @@ impl Metrics {
             reconnects: hookline_runtime::metrics::reconnects_counter("fanout")?,
             ready: hookline_runtime::metrics::ready_gauge("fanout")?,
             control_ignored: hookline_runtime::metrics::control_ignored_counter("fanout")?,
+            filter_errors: IntCounter::new(
+                "hookline_fanout_filter_errors_total",
+                "Subscription filters that failed to evaluate and counted as false.",
+            )?,
         };
         for outcome in ["matched", "unmatched", "invalid"] {
             metrics.events.with_label_values(&[outcome]);
@@ -73,6 +82,7 @@ impl Metrics {
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
         registry.register(Box::new(metrics.control_ignored.clone()))?;
+        registry.register(Box::new(metrics.filter_errors.clone()))?;
         Ok(metrics)
     }
 }

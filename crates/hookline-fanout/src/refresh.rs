@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use hookline_amqp::AmqpError;
-use hookline_proto::{ChangeKind, Message, SubscriptionChanged};
+use hookline_amqp::{next_control, AmqpError};
+use hookline_proto::ChangeKind;
 use hookline_runtime::Readiness;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -97,23 +96,9 @@ pub async fn listen(
         metrics,
     } = listener;
     loop {
-        let next = tokio::select! {
-            next = consumer.next() => next,
-            // On shutdown the event consumer decides when the session ends;
-            // this listener just stops reading.
-            _ = token.cancelled() => std::future::pending().await,
-        };
-        let delivery = match next {
-            Some(Ok(delivery)) => delivery,
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(AmqpError::Unavailable("control consumer ended".into())),
-        };
-        let Some((change, kind)) = SubscriptionChanged::decode(delivery.data.as_slice())
-            .ok()
-            .and_then(|c| c.change_kind().map(|kind| (c, kind)))
-        else {
-            metrics.control_ignored.inc();
-            tracing::warn!("ignoring a control message this version does not understand");
+        // The control queue is `no_ack`: nothing to settle.
+        let message = next_control(&mut consumer, &token, &metrics.control_ignored).await?;
+        let Some((change, kind)) = message.change else {
             continue;
         };
         match kind {

@@ -267,7 +267,7 @@ impl Broker {
             async move {
                 TcpStream::connect(("127.0.0.1", port)).ok()?;
                 let connection = hookline_amqp::connect(&url, "fault-probe").await.ok()?;
-                let _ = connection.close(200, "probe").await;
+                let _ = connection.close(200, "probe".into()).await;
                 Some(())
             }
         })

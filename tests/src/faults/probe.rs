@@ -45,8 +45,8 @@ pub async fn publish(
         .expect("confirm mode");
     channel
         .basic_publish(
-            exchange,
-            routing_key,
+            exchange.into(),
+            routing_key.into(),
             BasicPublishOptions::default(),
             body,
             properties,
@@ -55,7 +55,7 @@ pub async fn publish(
         .expect("publish")
         .await
         .expect("confirm");
-    let _ = connection.close(200, "done").await;
+    let _ = connection.close(200, "done".into()).await;
 }
 
 /// Messages ready in `queue` (not those delivered and unacked), from a
@@ -67,7 +67,7 @@ pub async fn ready_messages(url: &str, queue: &str) -> u32 {
     let channel = connection.create_channel().await.expect("channel");
     let declared = channel
         .queue_declare(
-            queue,
+            queue.into(),
             QueueDeclareOptions {
                 passive: true,
                 ..QueueDeclareOptions::default()
@@ -76,7 +76,7 @@ pub async fn ready_messages(url: &str, queue: &str) -> u32 {
         )
         .await
         .unwrap_or_else(|e| panic!("passive declare of {queue}: {e}"));
-    let _ = connection.close(200, "done").await;
+    let _ = connection.close(200, "done".into()).await;
     declared.message_count()
 }
 

@@ -83,8 +83,8 @@ impl<S: Sink> Session<S> {
         let tag = format!("hookline-api-{}", ulid::Ulid::new());
         let mut consumer = channel
             .basic_consume(
-                S::QUEUE,
-                &tag,
+                S::QUEUE.into(),
+                tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
