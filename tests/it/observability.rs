@@ -1,10 +1,12 @@
 //! Operating Hookline: the contract's metric families move by exactly the
 //! traffic sent and carry no tenant, URL or subscription id, and every
 //! service answers its health checks. The OpenAPI documents and the deploy
-//! files have their own modules.
+//! files have their own modules; `schemas` checks real answers against the
+//! documents.
 
 mod deploy;
 mod openapi;
+mod schemas;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

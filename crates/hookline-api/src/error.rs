@@ -99,10 +99,12 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+pub use hookline_model::error_body::ErrorBody;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
+        let body = ErrorBody::new(code, self.to_string());
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited { retry_after, .. } = &self {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

@@ -16,7 +16,7 @@ use crate::admission::Admission;
 use crate::attempts::RecordSink;
 use crate::metrics::Metrics;
 use crate::revisions::Verdict;
-use hookline_send::record::{attempt_json, attempt_record, status_name};
+use hookline_send::record::{attempt_record, attempt_view, status_name};
 use hookline_send::{SendResult, Sender};
 
 /// Everything needed to handle tasks on one broker session.
@@ -315,7 +315,7 @@ impl Handler {
         );
         let record = attempt_record(task, result, status, now);
         if status != AttemptStatus::Succeeded || self.publish_successes {
-            let body = serde_json::to_vec(&attempt_json(&record)).unwrap_or_default();
+            let body = serde_json::to_vec(&attempt_view(&record)).unwrap_or_default();
             let key = format!("{outcome}.{}", task.event_type);
             let properties =
                 BasicProperties::default().with_content_type("application/json".into());

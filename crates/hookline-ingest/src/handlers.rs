@@ -13,16 +13,18 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use hookline_amqp::names::EVENTS_EXCHANGE;
 use hookline_amqp::AmqpError;
+use hookline_model::error_body::ErrorBody;
 use hookline_model::{ids, Event, EventError};
 use lapin::BasicProperties;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::openapi::{EVENTS, EVENTS_BATCH};
 use crate::AppState;
 
 /// The contract's error body.
 pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "error": { "code": code, "message": message.into() } });
-    (status, Json(body)).into_response()
+    (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
 fn unavailable(e: &AmqpError) -> Response {
@@ -83,7 +85,41 @@ fn parse_error(state: &AppState, e: EventError) -> Response {
     error(StatusCode::BAD_REQUEST, e.code, e.message)
 }
 
+/// The answer for an accepted event: its id, given or generated.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The event's `id`; producers that let ingest generate it learn it here.
+    pub id: String,
+}
+
+/// One event's result in a batch: its id, or why it was not published.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchResult {
+    /// Published and confirmed.
+    Accepted(Accepted),
+    /// Invalid, or not published: retry only these.
+    Refused(ErrorBody),
+}
+
+/// The answer to a batch: one result per event, in the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResults {
+    /// As many as the batch held.
+    pub results: Vec<BatchResult>,
+}
+
 /// Validates one event and publishes it; `202` only after the confirm.
+#[utoipa::path(post, path = EVENTS, operation_id = "publishEvent",
+    summary = "Publish one event; 202 only after the broker confirmed it",
+    request_body = crate::openapi::EventFields,
+    responses(
+        (status = 202, description = "Accepted: the broker confirmed it", body = Accepted),
+        (status = 400, description = "Invalid envelope; `code` names the field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong ingest token", body = ErrorBody),
+        (status = 413, description = "Body over ingest.max_event_bytes", body = ErrorBody),
+        (status = 503, description = "Broker unreachable or shutting down; nothing was published", body = ErrorBody),
+    ))]
 pub async fn publish_one(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -97,7 +133,7 @@ pub async fn publish_one(
             Ok(event) => match publish(&state, &event).await {
                 Ok(()) => {
                     state.metrics.events.with_label_values(&["accepted"]).inc();
-                    (StatusCode::ACCEPTED, Json(json!({ "id": event.id }))).into_response()
+                    (StatusCode::ACCEPTED, Json(Accepted { id: event.id })).into_response()
                 }
                 Err(e) => {
                     state.metrics.events.with_label_values(&["rejected"]).inc();
@@ -117,6 +153,16 @@ pub async fn publish_one(
 
 /// Validates and publishes up to `max_batch_events`; one result per event,
 /// in order.
+#[utoipa::path(post, path = EVENTS_BATCH, operation_id = "publishEvents",
+    summary = "Publish up to ingest.max_batch_events events; one result per event, in order",
+    request_body = crate::openapi::BatchFields,
+    responses(
+        (status = 200, description = "One result per event; retry only the refused", body = BatchResults),
+        (status = 400, description = "Not a batch, or not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong ingest token", body = ErrorBody),
+        (status = 413, description = "Body too large, or too many events", body = ErrorBody),
+        (status = 503, description = "Shutting down; nothing was published", body = ErrorBody),
+    ))]
 pub async fn publish_batch(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -189,24 +235,29 @@ async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Respons
         }
     }))
     .await;
-    let results: Vec<Value> = parsed
+    let results: Vec<BatchResult> = parsed
         .iter()
         .zip(outcomes)
         .map(|(parsed, outcome)| match (parsed, outcome) {
             (Ok(event), Some(Ok(()))) => {
                 state.metrics.events.with_label_values(&["accepted"]).inc();
-                json!({ "id": event.id })
+                BatchResult::Accepted(Accepted {
+                    id: event.id.clone(),
+                })
             }
             (Ok(_), Some(Err(e))) => {
                 state.metrics.events.with_label_values(&["rejected"]).inc();
-                json!({ "error": { "code": "unavailable", "message": format!("not published: {e}; retry this event") } })
+                BatchResult::Refused(ErrorBody::new(
+                    "unavailable",
+                    format!("not published: {e}; retry this event"),
+                ))
             }
             (Err(e), _) => {
                 state.metrics.events.with_label_values(&["invalid"]).inc();
-                json!({ "error": { "code": e.code, "message": e.message } })
+                BatchResult::Refused(ErrorBody::new(e.code, e.message.clone()))
             }
-            (Ok(_), None) => json!({ "error": { "code": "internal", "message": "not attempted" } }),
+            (Ok(_), None) => BatchResult::Refused(ErrorBody::new("internal", "not attempted")),
         })
         .collect();
-    (StatusCode::OK, Json(json!({ "results": results }))).into_response()
+    (StatusCode::OK, Json(BatchResults { results })).into_response()
 }

@@ -1,11 +1,16 @@
-//! Ingest's OpenAPI 3.1 document, served at `/openapi.json`, and [`ROUTES`],
-//! the one list of routes from which the router is built and against which
-//! the document is checked.
+//! Ingest's OpenAPI 3.1 document, served at `/openapi.json` and generated
+//! by `utoipa` from the handlers' attributes and the structs they answer
+//! with, and [`ROUTES`], the one list of routes from which the router is
+//! built and against which the document is checked.
 
 use std::sync::OnceLock;
 
 use axum::Json;
-use serde_json::{json, Value};
+use hookline_model::error_body::ErrorBody;
+use serde_json::Value;
+use utoipa::OpenApi;
+
+use crate::handlers;
 
 /// `POST`: publish one event.
 pub const EVENTS: &str = "/v1/events";
@@ -33,57 +38,88 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", METRICS),
 ];
 
-fn error_response(description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
-}
-
 /// Serves the document, built once.
 pub async fn document() -> Json<Value> {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     Json(DOCUMENT.get_or_init(build).clone())
 }
 
-/// The document.
+/// The document as JSON.
 pub fn build() -> Value {
-    json!({
-        "openapi": "3.1.0",
-        "info": { "title": "Hookline ingest", "version": env!("CARGO_PKG_VERSION") },
-        "paths": {
-            "/v1/events": { "post": {
-                "summary": "Publish one event; 202 only after the broker confirmed it",
-                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Event" } } } },
-                "responses": {
-                    "202": { "description": "Accepted", "content": { "application/json": { "schema": { "type": "object", "properties": { "id": { "type": "string" } } } } } },
-                    "400": error_response("Invalid envelope"),
-                    "413": error_response("Body over ingest.max_event_bytes"),
-                    "503": error_response("Broker unreachable; nothing was published")
-                }
-            }},
-            "/v1/events/batch": { "post": {
-                "summary": "Publish up to 1,000 events; one result per event, in order",
-                "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                    "type": "object", "required": ["events"],
-                    "properties": { "events": { "type": "array", "maxItems": 1000, "items": { "$ref": "#/components/schemas/Event" } } } } } } },
-                "responses": { "200": { "description": "Results" }, "400": error_response("Not a batch"), "413": error_response("Too many events") }
-            }},
-            "/healthz": { "get": { "summary": "Liveness", "responses": { "200": { "description": "Alive" } } } },
-            "/readyz": { "get": { "summary": "Readiness (broker connected)", "responses": { "200": { "description": "Ready" }, "503": { "description": "Not ready" } } } },
-            "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "Text exposition" } } } },
-            "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.1" } } } }
-        },
-        "components": { "schemas": {
-            "Event": {
-                "type": "object", "required": ["tenant", "type", "data"],
-                "properties": {
-                    "id": { "type": "string" }, "tenant": { "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$" },
-                    "type": { "type": "string", "pattern": "^[a-z0-9_]+(\\.[a-z0-9_]+)*$" },
-                    "occurred_at": { "type": "string", "format": "date-time" }, "data": { "type": "object" }
-                }
-            },
-            "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } }
-        }}
-    })
+    serde_json::to_value(IngestDoc::openapi()).unwrap_or_default()
 }
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hookline ingest",
+        description = "Where product backends publish events over HTTP; each is confirmed by RabbitMQ before the answer."
+    ),
+    paths(
+        handlers::publish_one,
+        handlers::publish_batch,
+        openapi_json,
+        healthz,
+        readyz,
+        metrics
+    ),
+    components(schemas(ErrorBody))
+)]
+struct IngestDoc;
+
+/// The event envelope, for the document: events are read by
+/// `hookline_model::Event::parse`, whose rules these patterns repeat.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(as = Event)]
+pub struct EventFields {
+    /// Unique per tenant; generated when absent. Receivers deduplicate on it.
+    id: Option<String>,
+    /// The owner of the subscriptions it may match.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    tenant: String,
+    /// Dot-separated, such as `lead.created`.
+    #[schema(rename = "type", pattern = "^[a-z0-9_]+(\\.[a-z0-9_]+)*$")]
+    event_type: String,
+    /// When it happened; ingestion time when absent.
+    #[schema(format = DateTime)]
+    occurred_at: Option<String>,
+    /// The payload, up to 256 KiB.
+    #[schema(value_type = Object)]
+    data: (),
+}
+
+/// A batch, for the document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(as = Batch)]
+pub struct BatchFields {
+    /// At most `ingest.max_batch_events`.
+    events: Vec<EventFields>,
+}
+
+/// `GET /openapi.json`, described here; served by [`document`].
+#[utoipa::path(get, path = OPENAPI, operation_id = "openapi", responses((status = 200, description = "This document: OpenAPI 3.1 JSON")))]
+#[allow(dead_code)]
+fn openapi_json() {}
+
+/// Liveness; the route is served by `hookline_runtime::ops`.
+#[utoipa::path(get, path = HEALTHZ, operation_id = "healthz", responses((status = 200, description = "The process is alive")))]
+#[allow(dead_code)]
+fn healthz() {}
+
+/// Readiness; the route is served by `hookline_runtime::ops`.
+#[utoipa::path(get, path = READYZ, operation_id = "readyz", responses(
+    (status = 200, description = "Connected to RabbitMQ"),
+    (status = 503, description = "Not ready"),
+))]
+#[allow(dead_code)]
+fn readyz() {}
+
+/// Prometheus metrics; the route is served by `hookline_runtime::ops`.
+#[utoipa::path(get, path = METRICS, operation_id = "metrics", responses((status = 200, description = "Prometheus text format")))]
+#[allow(dead_code)]
+fn metrics() {}
 
 #[cfg(test)]
 mod tests {

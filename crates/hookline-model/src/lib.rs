@@ -3,6 +3,7 @@
 //! Services keep their AMQP and HTTP code thin around these functions.
 
 pub mod envelope;
+pub mod error_body;
 pub mod ids;
 pub mod matching;
 pub mod retry;

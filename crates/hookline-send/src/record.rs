@@ -4,7 +4,6 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_model::retry::Classification;
 use hookline_proto::{AttemptRecord, AttemptStatus, DeliveryTask, SCHEMA_VERSION};
-use serde_json::{json, Value};
 
 use crate::sender::SendResult;
 
@@ -43,21 +42,50 @@ pub fn status_name(status: AttemptStatus) -> &'static str {
     }
 }
 
-/// The contract's attempt JSON.
-pub fn attempt_json(record: &AttemptRecord) -> Value {
+/// The contract's attempt JSON, typed so that the api's OpenAPI document is
+/// generated from the very struct that is serialised.
+#[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Attempt))]
+pub struct AttemptView {
+    /// `att_…`.
+    pub id: String,
+    /// The event this attempt delivered.
+    pub event_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The subscription it was sent to.
+    pub subscription_id: String,
+    /// 1 for the first try; retries count up, a replay starts again at 1.
+    pub attempt: u32,
+    /// When the attempt ended: RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// `succeeded`, `failed` or `dead`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(succeeded|failed|dead)$"))]
+    pub status: &'static str,
+    /// The receiver's HTTP status; null when no answer came.
+    pub response_status: Option<u32>,
+    /// From the start of the request to the end of the answer.
+    pub duration_ms: u32,
+    /// What went wrong, in a line; null on success.
+    pub error: Option<String>,
+}
+
+/// The contract's attempt JSON of `record`.
+pub fn attempt_view(record: &AttemptRecord) -> AttemptView {
     let at = DateTime::<Utc>::from_timestamp_millis(record.at_ms)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Millis, true);
-    json!({
-        "id": record.id,
-        "event_id": record.event_id,
-        "event_type": record.event_type,
-        "subscription_id": record.subscription_id,
-        "attempt": record.attempt,
-        "at": at,
-        "status": status_name(record.status()),
-        "response_status": (record.response_status != 0).then_some(record.response_status),
-        "duration_ms": record.duration_ms,
-        "error": (!record.error.is_empty()).then_some(record.error.as_str()),
-    })
+    AttemptView {
+        id: record.id.clone(),
+        event_id: record.event_id.clone(),
+        event_type: record.event_type.clone(),
+        subscription_id: record.subscription_id.clone(),
+        attempt: record.attempt,
+        at,
+        status: status_name(record.status()),
+        response_status: (record.response_status != 0).then_some(record.response_status),
+        duration_ms: record.duration_ms,
+        error: (!record.error.is_empty()).then(|| record.error.clone()),
+    }
 }

@@ -6,14 +6,15 @@ use axum::Json;
 use chrono::Utc;
 use hookline_model::retry::Classification;
 use hookline_proto::AttemptStatus;
-use hookline_send::record::{attempt_json, attempt_record};
+use hookline_send::record::{attempt_record, attempt_view, AttemptView};
 use hookline_signature::{generate_secret, SignatureScheme};
-use serde_json::Value;
 
-use super::{task, views};
+use super::openapi::{ROTATE_SECRET, TEST_SEND};
+use super::task;
+use super::views::{self, SubscriptionView};
 use crate::auth::Caller;
 use crate::control::Announcement;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use crate::store::{attempts, subscriptions};
@@ -23,12 +24,20 @@ use crate::validate;
 /// now with the deliverer's client (so the SSRF guard and timeout apply),
 /// recorded in the history, and answered as the attempt. Works on a
 /// disabled subscription too: that is when a customer wants to check it.
+#[utoipa::path(post, path = TEST_SEND, operation_id = "sendTest", summary = "Send one real, signed sample delivery now and answer the attempt",
+    request_body = TestSend,
+    responses(
+        (status = 200, description = "The attempt, as history records it", body = AttemptView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field value; `code` and `message` name the field", body = ErrorBody),
+        (status = 429, description = "rate_limited: the tenant's test sends and replays exceeded api.manual_sends_per_minute; Retry-After says when to try again", body = ErrorBody),
+    ))]
 pub(super) async fn test_send(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AttemptView>, ApiError> {
     caller.check_tenant(&tenant)?;
     let event_type = validate::event_type(body.get("event_type"))?;
     state.take_manual_send(&tenant)?;
@@ -71,18 +80,25 @@ pub(super) async fn test_send(
         }
         Err(error) => tracing::warn!(%error, subscription_id = %id, "cannot record a test attempt"),
     }
-    Ok(Json(attempt_json(&record)))
+    Ok(Json(attempt_view(&record)))
 }
 
 /// `POST …/{id}/rotate-secret`: a new secret (generated, or given as
 /// `{"secret": …}`); the old one keeps signing for
 /// `api.secret_rotation_overlap` so receivers can switch without a gap.
+#[utoipa::path(post, path = ROTATE_SECRET, operation_id = "rotateSecret", summary = "Rotate the secret; the old one keeps signing during the overlap",
+    request_body = RotateSecret,
+    responses(
+        (status = 200, description = "The subscription with its new secret", body = SubscriptionView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field value; `code` and `message` name the field", body = ErrorBody),
+    ))]
 pub(super) async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionView>, ApiError> {
     caller.check_tenant(&tenant)?;
     let pool = state.db.pool()?;
     let keyring = state.keyring();
@@ -110,4 +126,21 @@ pub(super) async fn rotate_secret(
         .announce(Announcement::of_row(&row, keyring)?)
         .await;
     Ok(Json(views::subscription(keyring, &row, Some(&secret))?))
+}
+
+/// The body of a test send, for the OpenAPI document (read by
+/// `validate::event_type`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct TestSend {
+    /// The sample's type; `hookline.test` unless given.
+    event_type: Option<String>,
+}
+
+/// The body of a rotation, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct RotateSecret {
+    /// A secret of your own; generated when absent.
+    secret: Option<String>,
 }

@@ -36,6 +36,31 @@ pub(super) struct Draft {
     pub headers: BTreeMap<String, String>,
 }
 
+/// The request body of a create or a PATCH, for the OpenAPI document only:
+/// bodies are read field by field by [`Draft::apply`] so that each error
+/// names its field, and this list of fields sits beside those rules so the
+/// two change together. On a create `url` and `event_types` are required.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(as = SubscriptionFields)]
+pub(crate) struct SubscriptionFields {
+    /// A label for people, up to 200 characters.
+    name: Option<String>,
+    /// `https://` (or `http://` with `api.allow_insecure_urls`), public.
+    url: Option<String>,
+    /// Exact types, or patterns with `*` as the last segment.
+    event_types: Option<Vec<String>>,
+    /// `true` unless given.
+    enabled: Option<bool>,
+    /// `{"scheme": "standard"}` (the default) or an `hmac` style.
+    #[schema(value_type = Option<Object>)]
+    signature: Option<()>,
+    /// A secret of your own; generated when absent.
+    secret: Option<String>,
+    /// Static headers for every delivery; not the signature's.
+    headers: Option<BTreeMap<String, String>>,
+}
+
 /// The body's value for `key`, treating `null` as absent.
 fn field<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     body.get(key).filter(|v| !v.is_null())

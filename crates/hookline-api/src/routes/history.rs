@@ -7,24 +7,35 @@ use axum::Json;
 use chrono::Utc;
 use hookline_amqp::names::DELIVERIES_QUEUE;
 use hookline_proto::{DeliveryTask, Message as _, SCHEMA_VERSION};
-use hookline_send::record::attempt_json;
-use serde_json::{json, Value};
+use hookline_send::record::{attempt_view, AttemptView};
 
-use super::{task, views};
+use super::openapi::{ATTEMPTS, DEAD_LETTERS, REPLAY};
+use super::task;
+use super::views::{self, DeadLetterView, List, Replayed};
 use crate::auth::Caller;
 use crate::cursor::Page;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::store::{attempts, dead_letters, subscriptions};
 
 /// `GET …/{id}/attempts`: newest first, `?status=succeeded|failed|dead`.
+#[utoipa::path(get, path = ATTEMPTS, operation_id = "listAttempts", summary = "List a subscription's delivery attempts, newest first",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Items per page; 50 unless given"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("status" = Option<String>, Query, pattern = "^(succeeded|failed|dead)$", description = "Only attempts with this status"),
+    ),
+    responses(
+        (status = 200, description = "A page of attempts", body = List<AttemptView>),
+        (status = 422, description = "Invalid field value; `code` and `message` name the field", body = ErrorBody),
+    ))]
 pub(super) async fn attempts(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     query: ApiQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<AttemptView>>, ApiError> {
     caller.check_tenant(&tenant)?;
     let status = match query.get("status") {
         None | Some("") => None,
@@ -44,19 +55,29 @@ pub(super) async fn attempts(
     let mut rows = attempts::list(pool, &tenant, &id, status, &page).await?;
     let next = page.finish(&mut rows, attempts::cursor_of);
     Ok(Json(views::list(
-        rows.iter().map(attempt_json).collect(),
+        rows.iter().map(attempt_view).collect(),
         next,
     )))
 }
 
 /// `GET /v1/tenants/{tenant}/dead-letters`: newest first; `?subscription_id=`
 /// narrows it to one subscription.
+#[utoipa::path(get, path = DEAD_LETTERS, operation_id = "listDeadLetters", summary = "List a tenant's dead letters, newest first",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Items per page; 50 unless given"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("subscription_id" = Option<String>, Query, description = "Only this subscription's"),
+    ),
+    responses(
+        (status = 200, description = "A page of dead letters", body = List<DeadLetterView>),
+        (status = 422, description = "Invalid field value; `code` and `message` name the field", body = ErrorBody),
+    ))]
 pub(super) async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(tenant): ApiPath<String>,
     query: ApiQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<DeadLetterView>>, ApiError> {
     caller.check_tenant(&tenant)?;
     let page = Page::parse(query.get("limit"), query.get("cursor"))?;
     let subscription_id = query.get("subscription_id").filter(|s| !s.is_empty());
@@ -74,11 +95,17 @@ pub(super) async fn dead_letters(
 /// attempt 1 with the same `webhook-id`. `202` only after the broker
 /// confirmed it; replaying twice simply sends twice, and receivers
 /// deduplicate on the id.
+#[utoipa::path(post, path = REPLAY, operation_id = "replayDeadLetter", summary = "Send a dead letter again as a new first attempt",
+    responses(
+        (status = 202, description = "Replayed: the broker confirmed the task", body = Replayed),
+        (status = 409, description = "subscription_deleted or subscription_disabled", body = ErrorBody),
+        (status = 429, description = "rate_limited: the tenant's test sends and replays exceeded api.manual_sends_per_minute; Retry-After says when to try again", body = ErrorBody),
+    ))]
 pub(super) async fn replay(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Replayed>), ApiError> {
     caller.check_tenant(&tenant)?;
     let pool = state.db.pool()?;
     let dead = dead_letters::get(pool, &tenant, &id)
@@ -128,6 +155,9 @@ pub(super) async fn replay(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": dead.id, "status": "replayed" })),
+        Json(Replayed {
+            id: dead.id,
+            status: "replayed",
+        }),
     ))
 }

@@ -7,25 +7,35 @@ use axum::Json;
 use chrono::Utc;
 use hookline_model::ids;
 use hookline_signature::generate_secret;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::draft::Draft;
-use super::views;
+use super::draft::{Draft, SubscriptionFields};
+use super::openapi::{SUBSCRIPTION, SUBSCRIPTIONS};
+use super::views::{self, List, SubscriptionView};
 use crate::auth::Caller;
 use crate::control::Announcement;
 use crate::cursor::Page;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::store::subscriptions::{self, SubscriptionRow};
 
 /// `POST /v1/tenants/{tenant}/subscriptions`: `201` with the secret.
+#[utoipa::path(post, path = SUBSCRIPTIONS, operation_id = "createSubscription", summary = "Create a subscription; the answer includes its secret",
+    request_body = SubscriptionFields,
+    responses(
+        (status = 201, description = "The subscription, with its secret", body = SubscriptionView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "limit_reached: api.max_subscriptions_per_tenant", body = ErrorBody),
+        (status = 413, description = "Body over api.max_body_bytes", body = ErrorBody),
+        (status = 422, description = "Invalid field value; `code` and `message` name the field", body = ErrorBody),
+    ))]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SubscriptionView>), ApiError> {
     caller.check_tenant(&tenant)?;
     let pool = state.db.pool()?;
     let mut draft = Draft::new();
@@ -74,12 +84,22 @@ pub(super) async fn create(
 
 /// `GET /v1/tenants/{tenant}/subscriptions`: secrets only with
 /// `?include_secret=true`.
+#[utoipa::path(get, path = SUBSCRIPTIONS, operation_id = "listSubscriptions", summary = "List a tenant's subscriptions",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Items per page; 50 unless given"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("include_secret" = Option<bool>, Query, description = "Include each secret; false unless given"),
+    ),
+    responses(
+        (status = 200, description = "A page of subscriptions (secrets only with include_secret=true)", body = List<SubscriptionView>),
+        (status = 422, description = "Invalid field value; `code` and `message` name the field", body = ErrorBody),
+    ))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(tenant): ApiPath<String>,
     query: ApiQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<SubscriptionView>>, ApiError> {
     caller.check_tenant(&tenant)?;
     let page = Page::parse(query.get("limit"), query.get("cursor"))?;
     let include_secret = query.flag("include_secret")?;
@@ -99,11 +119,13 @@ pub(super) async fn list(
 }
 
 /// `GET /v1/tenants/{tenant}/subscriptions/{id}`: secret included.
+#[utoipa::path(get, path = SUBSCRIPTION, operation_id = "getSubscription", summary = "Get one subscription, secret included",
+    responses((status = 200, description = "The subscription", body = SubscriptionView)))]
 pub(super) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionView>, ApiError> {
     caller.check_tenant(&tenant)?;
     let row = subscriptions::get(state.db.pool()?, &tenant, &id)
         .await?
@@ -118,12 +140,20 @@ pub(super) async fn get_one(
 
 /// `PATCH /v1/tenants/{tenant}/subscriptions/{id}`: any writable field,
 /// same rules as create.
+#[utoipa::path(patch, path = SUBSCRIPTION, operation_id = "updateSubscription", summary = "Change any writable field",
+    request_body = SubscriptionFields,
+    responses(
+        (status = 200, description = "The subscription", body = SubscriptionView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over api.max_body_bytes", body = ErrorBody),
+        (status = 422, description = "Invalid field value; `code` and `message` name the field", body = ErrorBody),
+    ))]
 pub(super) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionView>, ApiError> {
     caller.check_tenant(&tenant)?;
     let pool = state.db.pool()?;
     let keyring = state.keyring();
@@ -149,6 +179,8 @@ pub(super) async fn update(
 
 /// `DELETE /v1/tenants/{tenant}/subscriptions/{id}`: `204`; fanouts and
 /// deliverers hear of it at once.
+#[utoipa::path(delete, path = SUBSCRIPTION, operation_id = "deleteSubscription", summary = "Delete a subscription; no delivery starts for it afterwards",
+    responses((status = 204, description = "Deleted")))]
 pub(super) async fn remove(
     State(state): State<AppState>,
     caller: Caller,

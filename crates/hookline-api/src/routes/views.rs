@@ -4,7 +4,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 
 use hookline_model::sealed::{self, Keyring, OpenError, SealError};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::store::dead_letters::DeadLetterRow;
@@ -15,6 +17,44 @@ pub(super) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A subscription as the API shows it; the OpenAPI schema is derived from
+/// this struct, so the document cannot drift from what is sent.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Subscription)]
+pub(crate) struct SubscriptionView {
+    /// `sub_…`.
+    id: String,
+    /// A label for people.
+    name: String,
+    /// Where deliveries go.
+    url: String,
+    /// Exact types or patterns such as `lead.*`.
+    event_types: Vec<String>,
+    /// A disabled subscription receives nothing.
+    enabled: bool,
+    /// How deliveries are signed (`{"scheme": …}` and its options).
+    #[schema(value_type = Object)]
+    signature: Value,
+    /// Static headers added to every delivery.
+    #[schema(value_type = BTreeMap<String, String>)]
+    headers: Value,
+    /// RFC 3339 UTC with milliseconds.
+    created_at: String,
+    /// RFC 3339 UTC with milliseconds.
+    updated_at: String,
+    /// The last attempt's end, if any.
+    last_attempt_at: Option<String>,
+    /// The last attempt's status.
+    last_status: Option<String>,
+    /// The last attempt's HTTP status.
+    last_response_status: Option<i32>,
+    /// The last attempt's error.
+    last_error: Option<String>,
+    /// The signing secret, only where the contract shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
 /// A subscription; `secret` is shown only where the contract shows it.
 /// Static headers are opened for the reply: the tenant wrote them and may
 /// read them back.
@@ -22,45 +62,92 @@ pub(super) fn subscription(
     keyring: &Keyring,
     row: &SubscriptionRow,
     secret: Option<&str>,
-) -> Result<Value, ApiError> {
-    let mut value = json!({
-        "id": row.id,
-        "name": row.name,
-        "url": row.url,
-        "event_types": row.event_types,
-        "enabled": row.enabled,
-        "signature": row.signature,
-        "headers": open_headers(keyring, row)?,
-        "created_at": timestamp(row.created_at),
-        "updated_at": timestamp(row.updated_at),
-        "last_attempt_at": row.last_attempt_at.map(timestamp),
-        "last_status": row.last_status,
-        "last_response_status": row.last_response_status,
-        "last_error": row.last_error,
-    });
-    if let Some(secret) = secret {
-        value["secret"] = Value::String(secret.to_string());
-    }
-    Ok(value)
-}
-
-/// A dead letter.
-pub(super) fn dead_letter(row: &DeadLetterRow) -> Value {
-    json!({
-        "id": row.id,
-        "event_id": row.event_id,
-        "event_type": row.event_type,
-        "subscription_id": row.subscription_id,
-        "attempts": row.attempts,
-        "last_response_status": row.last_response_status,
-        "last_error": row.last_error,
-        "dead_at": timestamp(row.dead_at),
+) -> Result<SubscriptionView, ApiError> {
+    Ok(SubscriptionView {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        url: row.url.clone(),
+        event_types: row.event_types.clone(),
+        enabled: row.enabled,
+        signature: row.signature.clone(),
+        headers: open_headers(keyring, row)?,
+        created_at: timestamp(row.created_at),
+        updated_at: timestamp(row.updated_at),
+        last_attempt_at: row.last_attempt_at.map(timestamp),
+        last_status: row.last_status.clone(),
+        last_response_status: row.last_response_status,
+        last_error: row.last_error.clone(),
+        secret: secret.map(str::to_string),
     })
 }
 
+/// A parked delivery, as the dead-letter list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DeadLetter)]
+pub(crate) struct DeadLetterView {
+    /// `dl_…`, the id to replay.
+    id: String,
+    /// The event that was not delivered.
+    event_id: String,
+    /// The event's type.
+    event_type: String,
+    /// The subscription it was for; it may have been deleted since.
+    subscription_id: String,
+    /// Attempts made before it was parked.
+    attempts: i32,
+    /// The last attempt's HTTP status, if an answer came.
+    last_response_status: Option<i32>,
+    /// The last attempt's error.
+    last_error: Option<String>,
+    /// When it was parked, RFC 3339 UTC with milliseconds.
+    dead_at: String,
+}
+
+/// A dead letter.
+pub(super) fn dead_letter(row: &DeadLetterRow) -> DeadLetterView {
+    DeadLetterView {
+        id: row.id.clone(),
+        event_id: row.event_id.clone(),
+        event_type: row.event_type.clone(),
+        subscription_id: row.subscription_id.clone(),
+        attempts: row.attempts,
+        last_response_status: row.last_response_status,
+        last_error: row.last_error.clone(),
+        dead_at: timestamp(row.dead_at),
+    }
+}
+
+/// Every list of the API: one page and the cursor of the next, `null` on
+/// the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct List<T: ToSchema> {
+    /// The items of this page, newest first where the route says so.
+    data: Vec<T>,
+    /// Pass as `?cursor=` for the next page.
+    next_cursor: Option<String>,
+}
+
 /// Every list: `{"data": […], "next_cursor": "…" | null}`.
-pub(super) fn list(data: Vec<Value>, next_cursor: Option<String>) -> Value {
-    json!({ "data": data, "next_cursor": next_cursor })
+pub(super) fn list<T: ToSchema>(data: Vec<T>, next_cursor: Option<String>) -> List<T> {
+    List { data, next_cursor }
+}
+
+/// A new API key, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IssuedKey {
+    /// `key_…`, to revoke it.
+    pub(super) id: String,
+    /// The bearer token; only its hash is stored.
+    pub(super) key: String,
+}
+
+/// The answer to a replay: the task is confirmed by the broker.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Replayed {
+    /// The dead letter's id.
+    pub(super) id: String,
+    /// Always `replayed`.
+    pub(super) status: &'static str,
 }
 
 /// A stored value that no configured key opens: `api.secret_key` changed
