@@ -6,7 +6,7 @@ use chrono::Utc;
 use hookline_amqp::names::{wait_queue, DEAD_QUEUE, ERROR_HEADER, OUTCOMES_EXCHANGE};
 use hookline_amqp::{protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::format_duration;
-use hookline_model::retry::{Classification, RetryPolicy, StatusClass, Step};
+use hookline_model::retry::{Classification, RetryPolicy, StatusClass};
 use hookline_proto::{AttemptStatus, DeadLetter, DeliveryTask, Message, SCHEMA_VERSION};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use crate::admission::Admission;
 use crate::attempts::RecordSink;
 use crate::metrics::Metrics;
+use crate::outcome::{decide, NextHop};
 use crate::revisions::Verdict;
 use hookline_send::record::{attempt_record, attempt_view, status_name};
 use hookline_send::{SendResult, Sender};
@@ -245,53 +246,43 @@ impl Handler {
     /// decided, since the caller acks the task only then.
     async fn after_send(&self, task: &DeliveryTask, result: &SendResult) -> Result<(), AmqpError> {
         let now = Utc::now();
-        let status = match result.classification {
-            Classification::Succeeded => {
+        let hop = decide(task.attempt, result, &self.policy);
+        match result.classification {
+            Classification::Succeeded if !task.test => {
                 let lag = (now.timestamp_millis() - task.occurred_at_ms).max(0) as f64 / 1000.0;
-                if !task.test {
-                    self.metrics.event_to_delivery.observe(lag);
-                }
-                AttemptStatus::Succeeded
+                self.metrics.event_to_delivery.observe(lag);
             }
-            Classification::Gone => AttemptStatus::Failed,
             Classification::Unsendable => {
                 self.metrics.unopenable.inc();
                 self.readiness.set(KEYS, false);
                 tracing::error!(event_id = %task.event_id, subscription_id = %task.subscription_id, error = ?result.error, "a task's credentials do not open with the configured keys; parking it as a dead letter (replay it once the keys are fixed)");
-                self.park_dead(task, result, now).await?;
-                AttemptStatus::Dead
             }
             Classification::Redelivered => {
                 tracing::error!(event_id = %task.event_id, subscription_id = %task.subscription_id, error = ?result.error, "parking a task redelivered too often as a dead letter");
-                self.park_dead(task, result, now).await?;
-                AttemptStatus::Dead
             }
-            Classification::Failed => {
-                match self.policy.after_failure(task.attempt, result.retry_after) {
-                    Step::Retry { delay, attempt, .. } => {
-                        let mut next = task.clone();
-                        next.attempt = attempt;
-                        self.publisher
-                            .publish_confirmed(
-                                "",
-                                &wait_queue(delay),
-                                &next.encode_to_vec(),
-                                protobuf_properties(),
-                            )
-                            .await?;
-                        self.metrics
-                            .retries
-                            .with_label_values(&[&format_duration(delay)])
-                            .inc();
-                        AttemptStatus::Failed
-                    }
-                    Step::Exhausted => {
-                        self.park_dead(task, result, now).await?;
-                        AttemptStatus::Dead
-                    }
-                }
+            _ => {}
+        }
+        match hop {
+            NextHop::Delivered | NextHop::Gone => {}
+            NextHop::Retry { delay, attempt } => {
+                let mut next = task.clone();
+                next.attempt = attempt;
+                self.publisher
+                    .publish_confirmed(
+                        "",
+                        &wait_queue(delay),
+                        &next.encode_to_vec(),
+                        protobuf_properties(),
+                    )
+                    .await?;
+                self.metrics
+                    .retries
+                    .with_label_values(&[&format_duration(delay)])
+                    .inc();
             }
-        };
+            NextHop::Park => self.park_dead(task, result, now).await?,
+        }
+        let status = hop.status();
         if result.classification != Classification::Unsendable {
             self.readiness.set(KEYS, true);
         }

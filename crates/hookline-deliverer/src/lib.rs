@@ -11,6 +11,7 @@ pub mod handle;
 pub mod lane_supervisor;
 pub mod lanes;
 pub mod metrics;
+pub mod outcome;
 pub mod revisions;
 pub mod session;
 
