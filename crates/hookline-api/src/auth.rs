@@ -36,13 +36,14 @@ impl Caller {
         }
     }
 
-    /// Key management needs the admin token.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
+    /// Key management and the event type catalogue need the admin token;
+    /// `what` names the action in the `403`.
+    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
         match self {
             Caller::Admin => Ok(()),
-            Caller::Tenant(_) => Err(ApiError::Forbidden(
-                "only the admin token may manage API keys".into(),
-            )),
+            Caller::Tenant(_) => Err(ApiError::Forbidden(format!(
+                "only the admin token may {what}"
+            ))),
         }
     }
 }
@@ -107,7 +108,7 @@ mod tests {
             Err(ApiError::NotFound(_))
         ));
         assert!(matches!(
-            caller.require_admin(),
+            caller.require_admin("manage API keys"),
             Err(ApiError::Forbidden(_))
         ));
     }

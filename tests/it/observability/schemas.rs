@@ -294,6 +294,38 @@ async fn a_real_answer_of_every_api_and_ingest_operation_matches_its_documented_
     assert_eq!(answer.0, 204);
     check(&api, &mut covered, ("DELETE", sub), (answer.0, &answer.1));
 
+    // The event type catalogue.
+    let types = "/v1/event-types";
+    let one_type = "/v1/event-types/{type}";
+    let entry = json!({"description": "A new lead", "schema": {"type": "object"},
+        "example": {"email": "ana@example.com"}});
+    let answer = call(&env, "PUT", &a("/v1/event-types/lead.created"), Some(entry)).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    check(&api, &mut covered, ("PUT", one_type), (answer.0, &answer.1));
+    let answer = call(
+        &env,
+        "PUT",
+        &a("/v1/event-types/lead.created"),
+        Some(json!({"example": 1})),
+    )
+    .await;
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    check(&api, &mut covered, ("PUT", one_type), (answer.0, &answer.1));
+    let answer = call(&env, "GET", &a(types), None).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    check(&api, &mut covered, ("GET", types), (answer.0, &answer.1));
+    let answer = call(&env, "GET", &a("/v1/event-types/lead.created"), None).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    check(&api, &mut covered, ("GET", one_type), (answer.0, &answer.1));
+    let answer = call(&env, "DELETE", &a("/v1/event-types/lead.created"), None).await;
+    assert_eq!(answer.0, 204);
+    check(
+        &api,
+        &mut covered,
+        ("DELETE", one_type),
+        (answer.0, &answer.1),
+    );
+
     // Every `/v1/` operation of both documents was sampled.
     for doc in [&api, &ingest] {
         for (path, item) in doc["paths"].as_object().expect("paths") {

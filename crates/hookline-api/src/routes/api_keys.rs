@@ -26,7 +26,7 @@ pub(super) async fn create(
     caller: Caller,
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
-    caller.require_admin()?;
+    caller.require_admin("manage API keys")?;
     caller.check_tenant(&tenant)?;
     let id = ids::new_id("key");
     let key = api_keys::generate_key();

@@ -4,6 +4,7 @@
 mod actions;
 mod api_keys;
 mod draft;
+mod event_types;
 mod history;
 pub(crate) mod openapi;
 mod subscriptions;
@@ -13,7 +14,7 @@ mod views;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::{Json, Router};
 
 use crate::error::ApiError;
@@ -25,8 +26,8 @@ use crate::state::AppState;
 /// `ops::router`, merged by the caller.
 pub(crate) fn router(state: AppState) -> Router {
     use openapi::{
-        API_KEY, API_KEYS, ATTEMPTS, DEAD_LETTERS, HEALTHZ, METRICS, OPENAPI, READYZ, REPLAY,
-        ROTATE_SECRET, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
+        API_KEY, API_KEYS, ATTEMPTS, DEAD_LETTERS, EVENT_TYPE, EVENT_TYPES, HEALTHZ, METRICS,
+        OPENAPI, READYZ, REPLAY, ROTATE_SECRET, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
     };
     let max_body = state.config.api.max_body_bytes;
     let mut router = Router::new();
@@ -45,6 +46,10 @@ pub(crate) fn router(state: AppState) -> Router {
             ("GET", ATTEMPTS) => get(history::attempts),
             ("GET", DEAD_LETTERS) => get(history::dead_letters),
             ("POST", REPLAY) => post(history::replay),
+            ("GET", EVENT_TYPES) => get(event_types::list),
+            ("GET", EVENT_TYPE) => get(event_types::get_one),
+            ("PUT", EVENT_TYPE) => put(event_types::put),
+            ("DELETE", EVENT_TYPE) => delete(event_types::remove),
             ("GET", OPENAPI) => get(openapi::document),
             // Served by `ops::router`.
             ("GET", HEALTHZ | READYZ | METRICS) => continue,

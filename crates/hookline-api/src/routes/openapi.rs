@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, api_keys, history, subscriptions};
+use super::{actions, api_keys, event_types, history, subscriptions};
 use crate::error::ErrorBody;
 
 /// A tenant's API keys.
@@ -33,6 +33,10 @@ pub const ATTEMPTS: &str = "/v1/tenants/{tenant}/subscriptions/{id}/attempts";
 pub const DEAD_LETTERS: &str = "/v1/tenants/{tenant}/dead-letters";
 /// Replay of one dead letter.
 pub const REPLAY: &str = "/v1/tenants/{tenant}/dead-letters/{id}/replay";
+/// The event type catalogue.
+pub const EVENT_TYPES: &str = "/v1/event-types";
+/// One catalogue entry.
+pub const EVENT_TYPE: &str = "/v1/event-types/{type}";
 /// This document.
 pub const OPENAPI: &str = "/openapi.json";
 /// Liveness, served by `hookline_runtime::ops`.
@@ -59,6 +63,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", ATTEMPTS),
     ("GET", DEAD_LETTERS),
     ("POST", REPLAY),
+    ("GET", EVENT_TYPES),
+    ("GET", EVENT_TYPE),
+    ("PUT", EVENT_TYPE),
+    ("DELETE", EVENT_TYPE),
     ("GET", OPENAPI),
     ("GET", HEALTHZ),
     ("GET", READYZ),
@@ -95,6 +103,10 @@ pub(crate) fn build() -> Value {
         history::attempts,
         history::dead_letters,
         history::replay,
+        event_types::list,
+        event_types::get_one,
+        event_types::put,
+        event_types::remove,
         openapi_json,
         healthz,
         readyz,

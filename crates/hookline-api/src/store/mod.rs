@@ -4,6 +4,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod attempts;
 pub(crate) mod dead_letters;
+pub(crate) mod event_types;
 pub(crate) mod parked;
 pub(crate) mod subscriptions;
 
