@@ -235,3 +235,52 @@ async fn a_schema_that_does_not_compile_or_an_example_it_refuses_is_422_naming_t
     let (_, all) = call(&env, ADMIN_TOKEN, "GET", "/v1/event-types", None).await;
     assert_eq!(all["data"], json!([]), "nothing refused was stored");
 }
+
+#[tokio::test]
+async fn a_test_send_carries_the_catalogue_example_as_its_data() {
+    let env = TestEnv::start_with(|o| {
+        o.fanout = false;
+        o.deliverer = false;
+    })
+    .await;
+    let receiver = hookline_tests::Receiver::start().await;
+    let (status, _) = call(
+        &env,
+        ADMIN_TOKEN,
+        "PUT",
+        "/v1/event-types/lead.created",
+        Some(lead_created()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sub = env
+        .subscribe("acme", &receiver.url("/hook"), &["lead.*"])
+        .await;
+    let id = sub["id"].as_str().expect("id");
+    let test = format!("/v1/tenants/acme/subscriptions/{id}/test");
+    for (event_type, data) in [
+        ("lead.created", lead_created()["example"].clone()),
+        (
+            "lead.deleted",
+            json!({"sample": true, "message": "This is a test delivery from Hookline"}),
+        ),
+    ] {
+        let (status, attempt) = call(
+            &env,
+            ADMIN_TOKEN,
+            "POST",
+            &test,
+            Some(json!({"event_type": event_type})),
+        )
+        .await;
+        assert_eq!(
+            (status, attempt["status"].clone()),
+            (200, json!("succeeded")),
+            "{attempt}"
+        );
+        let arrived = receiver.requests("/hook");
+        let body = arrived.last().expect("the test delivery arrived").json();
+        assert_eq!(body["type"], event_type, "{body}");
+        assert_eq!(body["data"], data, "{event_type}: {body}");
+    }
+}

@@ -17,7 +17,7 @@ use crate::control::Announcement;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use crate::store::{attempts, subscriptions};
+use crate::store::{attempts, event_types, subscriptions};
 use crate::validate;
 
 /// `POST …/{id}/test`: one real, signed delivery of a sample payload, sent
@@ -45,7 +45,10 @@ pub(super) async fn test_send(
     let row = subscriptions::get(pool, &tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("subscription", &id))?;
-    let task = task::test_task(&row, &event_type, state.keyring(), Utc::now())?;
+    let example = event_types::get(pool, &event_type)
+        .await?
+        .and_then(|entry| entry.example);
+    let task = task::test_task(&row, &event_type, example, state.keyring(), Utc::now())?;
     let result = state.sender.send(&task).await;
     let status = if result.classification == Classification::Succeeded {
         AttemptStatus::Succeeded
@@ -133,8 +136,8 @@ pub(super) async fn rotate_secret(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct TestSend {
-    /// The sample's type; `hookline.test` unless given.
-    event_type: Option<String>,
+    /// The sample's type; its catalogue `example` is the sample's `data`.
+    event_type: String,
 }
 
 /// The body of a rotation, for the OpenAPI document.

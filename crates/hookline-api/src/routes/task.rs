@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_model::ids;
 use hookline_model::sealed::Keyring;
 use hookline_proto::{DeliveryTask, SubscriptionShape, SCHEMA_VERSION};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::views;
 use crate::error::ApiError;
@@ -43,20 +43,26 @@ pub(super) fn refresh(
 }
 
 /// The sample delivery of `POST …/test`: a fresh `evt_test_…` event of
-/// `event_type`, marked `"test": true`, as attempt 1.
+/// `event_type`, marked `"test": true`, as attempt 1. Its `data` is the
+/// catalogue's `example` for the type when there is one, so the receiver
+/// sees the shape real events will have.
 pub(super) fn test_task(
     row: &SubscriptionRow,
     event_type: &str,
+    example: Option<Value>,
     keyring: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<DeliveryTask, ApiError> {
+    let data = example.unwrap_or_else(
+        || json!({ "sample": true, "message": "This is a test delivery from Hookline" }),
+    );
     let event_id = format!("evt_test_{}", ulid::Ulid::new());
     let body = json!({
         "type": event_type,
         "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
         "tenant": row.tenant,
         "id": event_id,
-        "data": { "sample": true, "message": "This is a test delivery from Hookline" },
+        "data": data,
         "test": true,
     });
     let mut task = DeliveryTask {
