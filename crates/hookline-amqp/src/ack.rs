@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// One ack frame to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AckFrame {
-    /// Delivery tag.
+    /// The channel's delivery tag; tags are per channel, so frames never
+    /// cross channels.
     pub tag: u64,
     /// Whether it settles every unsettled tag up to `tag`.
     pub multiple: bool,

@@ -97,9 +97,9 @@ mod tests {
 /// What a reconnecting consumer needs besides its own work.
 #[derive(Clone)]
 pub struct SessionContext {
-    /// The broker.
+    /// Where to connect, with TLS and credentials from `amqp.*`.
     pub broker: Broker,
-    /// Connection name shown in RabbitMQ.
+    /// Shown in RabbitMQ's management UI, so an operator can tell services apart.
     pub name: String,
     /// Pause between reconnection attempts.
     pub reconnect_delay: Duration,
@@ -107,7 +107,7 @@ pub struct SessionContext {
     pub readiness: Readiness,
     /// Counts reconnections (`hookline_amqp_reconnects_total`).
     pub reconnects: IntCounter,
-    /// Stops the loop.
+    /// The service's shutdown signal: the loop stops reconnecting once it fires.
     pub token: CancellationToken,
 }
 

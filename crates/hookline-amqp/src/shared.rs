@@ -20,11 +20,12 @@ use crate::topology::{declare, Topology};
 /// Settings of a [`SharedPublisher`].
 #[derive(Clone, Debug)]
 pub struct SharedPublisherConfig {
-    /// The broker.
+    /// Where to connect, with TLS and credentials from `amqp.*`.
     pub broker: Broker,
-    /// Connection name shown in RabbitMQ.
+    /// Shown in RabbitMQ's management UI, so an operator can tell services apart.
     pub name: String,
-    /// Outstanding confirms allowed.
+    /// Publishes awaiting their confirm at once; bounds memory and the
+    /// broker's unconfirmed backlog.
     pub window: usize,
     /// Longest wait for connect + publish + confirm.
     pub timeout: Duration,

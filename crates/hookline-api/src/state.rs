@@ -18,15 +18,16 @@ use crate::validate::Rules;
 #[derive(Clone)]
 pub(crate) struct AppState(Arc<Shared>);
 
-/// The shared parts themselves.
+/// What every handler may need, built once at start.
 pub(crate) struct Shared {
-    /// PostgreSQL.
+    /// PostgreSQL; routes answer `503` until migrations have run.
     pub db: Database,
     /// The configuration `run` was given.
     pub config: ApiConfig,
     /// Validation limits derived from the configuration once.
     pub rules: Rules,
-    /// Announces subscription changes.
+    /// Announces subscription changes on `hookline.control`, so fanout and
+    /// deliverers apply them within a second.
     pub notifier: Notifier,
     /// Confirmed publishes of replayed tasks.
     pub publisher: Arc<SharedPublisher>,
@@ -45,7 +46,7 @@ pub(crate) struct Shared {
 }
 
 impl AppState {
-    /// Wraps the shared parts.
+    /// Shares `shared` between handlers at the cost of one `Arc` clone each.
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }

@@ -30,9 +30,9 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// The control-plane api.
     pub api: ApiSettings,
-    /// Logging.
+    /// `log.*`: shared by every service so their lines look alike.
     pub log: LogSettings,
-    /// Shutdown behaviour.
+    /// `shutdown.*`: how long SIGTERM waits for in-flight work.
     pub shutdown: ShutdownSettings,
     /// Limits of every HTTP listener (ingest, the api, the ops ports).
     pub http: HttpSettings,
@@ -109,12 +109,13 @@ pub struct AmqpSettings {
 pub struct DatabaseSettings {
     /// `postgres://user@host:port/db`.
     pub url: Secret,
-    /// Pool size.
+    /// Pool size per api replica; PostgreSQL's `max_connections` must cover
+    /// every replica's pool.
     #[serde(deserialize_with = "de::count")]
     pub max_connections: u32,
 }
 
-/// Ingest settings.
+/// `ingest.*`: the HTTP front door's limits and producer tokens.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSettings {
@@ -137,7 +138,7 @@ pub struct IngestSettings {
     pub allow_anonymous: bool,
 }
 
-/// Fanout settings.
+/// `fanout.*`: matching throughput and how subscriptions are reloaded.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FanoutSettings {
@@ -162,7 +163,7 @@ pub struct DelivererSettings {
     pub listen: SocketAddr,
 }
 
-/// Delivery behaviour.
+/// `delivery.*`: the deliverer's HTTP client, ladder and per-endpoint fairness.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliverySettings {
@@ -197,7 +198,7 @@ pub struct DeliverySettings {
     pub max_lanes: usize,
 }
 
-/// Api settings.
+/// `api.*`: the control plane's listener, tokens, keys and limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
@@ -254,11 +255,11 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Logging settings.
+/// `log.*`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
-    /// Output format.
+    /// `json` for log shippers, `pretty` for a terminal.
     #[serde(deserialize_with = "de::trimmed")]
     pub format: LogFormat,
     /// Default filter when `RUST_LOG` is unset.
@@ -266,7 +267,7 @@ pub struct LogSettings {
     pub level: String,
 }
 
-/// Shutdown settings.
+/// `shutdown.*`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {

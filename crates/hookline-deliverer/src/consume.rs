@@ -36,7 +36,7 @@ const ACK_MAX_WAIT: Duration = Duration::from_millis(20);
 
 /// Where a consumer takes its tasks from.
 pub struct Source {
-    /// The queue.
+    /// `hookline.deliveries` or one subscription's lane.
     pub queue: String,
     /// Unacked messages the broker may hand over.
     pub prefetch: usize,

@@ -24,13 +24,13 @@ use hookline_send::{SendResult, Sender};
 pub struct Handler {
     /// The HTTP side.
     pub sender: Sender,
-    /// The ladder.
+    /// `delivery.retry_delays`, which [`crate::outcome::decide`] climbs.
     pub policy: RetryPolicy,
     /// Confirmed publishes for retries, dead letters and outcomes.
     pub publisher: ConfirmedPublisher,
-    /// Attempt history.
+    /// Attempt records, batched to `hookline.attempts` for the api's history.
     pub records: RecordSink,
-    /// Metric handles.
+    /// The contract's deliverer metrics.
     pub metrics: Metrics,
     /// Publish successes to `hookline.outcomes` too.
     pub publish_successes: bool,

@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 pub struct AcrossSessions {
     /// The HTTP side, with its connection pool.
     pub sender: Sender,
-    /// Metric handles.
+    /// The contract's deliverer metrics, shared with the handler.
     pub metrics: Metrics,
     /// `/readyz`.
     pub readiness: Readiness,

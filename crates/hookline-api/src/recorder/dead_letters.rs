@@ -20,7 +20,7 @@ use crate::store::{clean, parked};
 /// `DeadLetter`, whatever its bytes happen to decode as.
 const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
 
-/// Writes dead letters.
+/// Writes dead letters into `dead_letters`, where the api lists and replays them.
 pub(crate) struct DeadLetterSink {
     /// Dead-letter and parked counts.
     pub metrics: Metrics,

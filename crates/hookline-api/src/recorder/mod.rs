@@ -35,7 +35,7 @@ pub(crate) struct Recorders {
     pub metrics: Metrics,
     /// Announces subscriptions disabled by a 410.
     pub notifier: Notifier,
-    /// Stops the consumers.
+    /// The api's shutdown signal: consumers stop taking messages and drain.
     pub token: CancellationToken,
 }
 

@@ -29,11 +29,11 @@ pub(crate) struct Written {
 /// A subscription disabled by a 410 Gone answer, to announce.
 #[derive(Debug)]
 pub(crate) struct Disabled {
-    /// Its tenant.
+    /// The subscription's tenant, for the control message.
     pub tenant: String,
-    /// Its id.
+    /// The subscription that answered `410 Gone`.
     pub id: String,
-    /// Its revision after the disable.
+    /// Its revision after the disable; deliverers drop tasks older than it.
     pub revision: i64,
 }
 

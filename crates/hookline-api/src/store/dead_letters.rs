@@ -12,15 +12,15 @@ use crate::cursor::{Cursor, Page};
 pub(crate) struct DeadLetterRow {
     /// `dl_…`.
     pub id: String,
-    /// Owner.
+    /// Every query filters on it, so one tenant never sees another's.
     pub tenant: String,
     /// The subscription it was for (it may have been deleted since).
     pub subscription_id: String,
     /// The `webhook-id`, kept by a replay.
     pub delivery_id: String,
-    /// The event.
+    /// The event that was not delivered; receivers deduplicate on it.
     pub event_id: String,
-    /// Its type.
+    /// Kept so the list can be read without decoding the task.
     pub event_type: String,
     /// Attempts made before parking.
     pub attempts: i32,
