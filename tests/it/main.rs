@@ -17,6 +17,7 @@ mod redelivery;
 mod retries;
 mod revisions;
 mod security;
+mod shapes;
 mod shutdown;
 mod signing;
 mod trust;

@@ -17,6 +17,10 @@ use axum::Router;
 pub struct Captured {
     /// Request path.
     pub path: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The query string, without `?`; empty when there is none.
+    pub query: String,
     /// Headers, names lowercased.
     pub headers: HashMap<String, String>,
     /// Exact body bytes.
@@ -136,6 +140,7 @@ impl Receiver {
 
 async fn capture(
     State(inner): State<Arc<Mutex<Inner>>>,
+    method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -145,6 +150,8 @@ async fn capture(
         let mut inner = inner.lock().expect("lock");
         inner.requests.push(Captured {
             path: path.clone(),
+            method: method.to_string(),
+            query: uri.query().unwrap_or_default().to_string(),
             headers: headers
                 .iter()
                 .map(|(k, v)| {

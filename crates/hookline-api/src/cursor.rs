@@ -48,7 +48,7 @@ impl Cursor {
 /// A page request, parsed from `?limit=&cursor=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Page {
-    /// Rows to return.
+    /// Rows to return: `DEFAULT_LIMIT` when not given, never above `MAX_LIMIT`.
     pub limit: i64,
     /// Where to start; `None` for the first page.
     pub after: Option<Cursor>,

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::control::{Announcement, Notifier};
 use crate::db::Database;
 
-/// Rows re-sealed per transaction.
+/// Rows locked (`FOR UPDATE`) and re-sealed per transaction; kept small so
+/// edits to those subscriptions wait only briefly.
 const CHUNK: i64 = 200;
 
 /// Re-seals every stale row once the database is ready, then stops.

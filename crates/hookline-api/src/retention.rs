@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
 
-/// Pause between prunes.
+/// Pause between prunes: a row may outlive its retention by up to this long.
 const INTERVAL: Duration = Duration::from_secs(600);
 /// Rows deleted per statement, so no single delete holds locks for long.
 const CHUNK: i64 = 5000;

@@ -31,27 +31,27 @@ pub fn events(tenant: &str, event_type: &str, prefix: &str) -> Events {
 pub struct Watched {
     /// Row name in the report.
     pub name: String,
-    /// OS process id.
+    /// Its CPU time is read from `/proc` before and after each run.
     pub pid: u32,
 }
 
 /// The running pipeline and what drives and observes it.
 pub struct Pipeline<'a> {
-    /// The receiver.
+    /// Where every subscription delivers; it counts and times each run's deliveries.
     pub sink: &'a Sink,
-    /// The producer.
+    /// Publishes each run's events to `hookline.events`, like any producer.
     pub generator: &'a Generator,
     /// For the api and `/metrics`.
     pub http: &'a reqwest::Client,
-    /// Api base URL.
+    /// Api base URL: subscriptions are made here, and attempt records counted.
     pub api: String,
-    /// Fanout base URL.
+    /// Fanout base URL, polled until it has loaded every bench subscription.
     pub fanout: String,
-    /// Deliverer base URL.
+    /// Deliverer base URL, whose `/metrics` count attempts and deferrals.
     pub deliverer: String,
     /// Processes whose CPU is accounted per run.
     pub watched: Vec<Watched>,
-    /// `CLK_TCK`.
+    /// Clock ticks per second (`CLK_TCK`), to turn `/proc` CPU times into seconds.
     pub ticks: u64,
     /// Closed loop: events in flight end to end.
     pub window: usize,

@@ -141,22 +141,23 @@ pub struct Service {
     pub name: &'static str,
     /// `http://127.0.0.1:PORT` of its listener.
     pub base: String,
-    /// Its OS process id.
+    /// Sampled in `/proc` for memory and CPU, and sent SIGTERM at the end.
     pub pid: u32,
     child: Child,
 }
 
 /// How to start the services.
 pub struct Launch<'a> {
-    /// The `hookline` binary.
+    /// The `hookline` binary run as each service (`--hookline`, else next to the bench).
     pub binary: &'a Path,
-    /// The run's vhost URL.
+    /// URL of the vhost made for this run, passed as `HOOKLINE__AMQP__URL`.
     pub amqp_url: &'a str,
-    /// The run's database URL.
+    /// URL of the database made for this run, passed as `HOOKLINE__DATABASE__URL`.
     pub database_url: &'a str,
     /// Where each service's stderr goes (`<dir>/<service>.log`).
     pub log_dir: &'a Path,
-    /// `RUST_LOG` of the services.
+    /// `RUST_LOG` of the services (`--service-log`): quiet by default, since the
+    /// deliverer logs every attempt at info.
     pub rust_log: &'a str,
     /// `TOKIO_WORKER_THREADS` of each service (0: tokio's default, one per
     /// core).

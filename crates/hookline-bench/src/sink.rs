@@ -65,7 +65,7 @@ struct Record {
 pub struct PhaseStats {
     /// Events every fast subscription received.
     pub events_complete: u64,
-    /// Distinct fast deliveries.
+    /// Distinct fast deliveries; a redelivery counts in `duplicates` instead.
     pub deliveries: u64,
     /// Fast deliveries received again (at-least-once redeliveries).
     pub duplicates: u64,

@@ -46,7 +46,9 @@ pub fn decide(attempt: u32, result: &SendResult, policy: &RetryPolicy) -> NextHo
     match result.classification {
         Classification::Succeeded => NextHop::Delivered,
         Classification::Gone => NextHop::Gone,
-        Classification::Unsendable | Classification::Redelivered => NextHop::Park,
+        Classification::Unsendable | Classification::Redelivered | Classification::Unrenderable => {
+            NextHop::Park
+        }
         Classification::Failed => match policy.after_failure(attempt, result.retry_after) {
             Step::Retry { delay, attempt, .. } => NextHop::Retry { delay, attempt },
             Step::Exhausted => NextHop::Park,
@@ -117,5 +119,6 @@ mod tests {
         assert_eq!(hop(Classification::Gone).status(), AttemptStatus::Failed);
         assert_eq!(hop(Classification::Unsendable), NextHop::Park);
         assert_eq!(hop(Classification::Redelivered), NextHop::Park);
+        assert_eq!(hop(Classification::Unrenderable), NextHop::Park);
     }
 }

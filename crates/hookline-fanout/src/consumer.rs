@@ -15,6 +15,7 @@ use hookline_amqp::{
 };
 use hookline_model::{ids, Event};
 use hookline_proto::{DeliveryTask, Message, SCHEMA_VERSION};
+use hookline_render::FilterInput;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
-use crate::index::SharedIndex;
+use crate::index::{SharedIndex, Target};
 use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
 
@@ -185,13 +186,33 @@ async fn fan_out(
         }
     };
     let started = Instant::now();
-    let targets = index
+    let matched = index
         .read()
         .index()
         .matching(&event.tenant, &event.event_type);
     metrics
         .match_seconds
         .observe(started.elapsed().as_secs_f64());
+    // The envelope as a value (templates, filters) and in CEL's values
+    // (filters) are made once per event, and only if a target needs them.
+    let envelope = matched
+        .iter()
+        .any(|t| t.plan.is_some())
+        .then(|| event.delivery_value(false));
+    let filter_input = match &envelope {
+        Some(envelope)
+            if matched
+                .iter()
+                .any(|t| t.plan.as_ref().is_some_and(|p| p.has_filter())) =>
+        {
+            Some(FilterInput::new(envelope))
+        }
+        _ => None,
+    };
+    let targets: Vec<_> = matched
+        .into_iter()
+        .filter(|target| admitted(target, filter_input.as_ref(), metrics))
+        .collect();
     if targets.is_empty() {
         return Ok(FanoutOutcome {
             outcome: "unmatched",
@@ -199,8 +220,11 @@ async fn fan_out(
             to_lanes: 0,
         });
     }
-    // Rendered once; every task of this event carries the same bytes.
+    // Rendered once; every task of this event that sends the standard body
+    // carries the same bytes.
     let body = bytes::Bytes::from(event.delivery_body(false));
+    let no_envelope = serde_json::Value::Null;
+    let envelope = envelope.as_ref().unwrap_or(&no_envelope);
     let properties = hookline_amqp::protobuf_properties();
     let mut pending = Vec::with_capacity(targets.len());
     let to_lane = lanes.routed(targets.iter().map(|t| t.id.as_str()));
@@ -213,7 +237,6 @@ async fn fan_out(
             event_id: event.id.clone(),
             event_type: event.event_type.clone(),
             occurred_at_ms: event.occurred_at.timestamp_millis(),
-            body: body.clone(),
             subscription_id: target.id.clone(),
             attempt: 1,
             ..DeliveryTask::default()
@@ -222,6 +245,7 @@ async fn fan_out(
         // replays and deliverers re-shaping old tasks use it too).
         task.reshape(&target.shape, target.revision);
         task.headers.clone_from(&target.legacy_headers);
+        hookline_store::apply_plan(&mut task, target.plan.as_deref(), envelope, &body);
         let (exchange, routing_key) = if to_lane {
             (LANES_EXCHANGE, target.id.as_str())
         } else {
@@ -243,4 +267,21 @@ async fn fan_out(
         confirms: pending,
         to_lanes,
     })
+}
+
+/// Whether the target's filter lets the event through. An evaluation error
+/// (a missing field, a wrong type) is counted and taken as `false`; it never
+/// stops the consumer.
+fn admitted(target: &Target, input: Option<&FilterInput>, metrics: &Metrics) -> bool {
+    let (Some(plan), Some(input)) = (target.plan.as_deref(), input) else {
+        return true;
+    };
+    match plan.admits(input) {
+        Ok(admitted) => admitted,
+        Err(error) => {
+            metrics.filter_errors.inc();
+            tracing::debug!(subscription_id = %target.id, %error, "filter failed to evaluate; counted as false");
+            false
+        }
+    }
 }

@@ -52,17 +52,18 @@ pub async fn run(
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(&config.database_url)
         .map_err(|e| anyhow::anyhow!("database.url: {e}"))?;
+    let loader = index::Loader::new(pool);
     let index = Arc::new(RwLock::new(VersionedIndex::default()));
     // Consuming before the first load would match nothing and ack events
     // as unmatched: wait for it.
-    while !refresh::reload_all(&pool, &index, &metrics, &readiness).await {
+    while !refresh::reload_all(&loader, &index, &metrics, &readiness).await {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.token.cancelled() => return Ok(()),
         }
     }
     shutdown.tracker.spawn(refresh::periodic(
-        pool.clone(),
+        loader.clone(),
         index.clone(),
         metrics.clone(),
         readiness.clone(),
@@ -82,13 +83,13 @@ pub async fn run(
     let lanes = lanes::SlowLanes::default();
     shutdown.tracker.spawn(async move {
         supervise(ctx, |connection| {
-            let (config, index, metrics, token, readiness, pool, lanes) = (
+            let (config, index, metrics, token, readiness, loader, lanes) = (
                 config.clone(),
                 index.clone(),
                 metrics.clone(),
                 token.clone(),
                 readiness.clone(),
-                pool.clone(),
+                loader.clone(),
                 lanes.clone(),
             );
             async move {
@@ -98,10 +99,10 @@ pub async fn run(
                 // then is this fanout ready.
                 let (_control_channel, control) =
                     hookline_amqp::subscribe_control(&connection, "fanout-control").await?;
-                refresh::reload_all(&pool, &index, &metrics, &readiness).await;
+                refresh::reload_all(&loader, &index, &metrics, &readiness).await;
                 readiness.set("amqp", true);
                 let listener = refresh::Listener {
-                    pool,
+                    loader,
                     index: index.clone(),
                     lanes: lanes.clone(),
                     metrics: metrics.clone(),

@@ -6,10 +6,9 @@ use std::time::Duration;
 use hookline_amqp::{next_control, AmqpError};
 use hookline_proto::ChangeKind;
 use hookline_runtime::Readiness;
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::index::{load_all, load_tenant, SharedIndex, Target};
+use crate::index::{Loader, SharedIndex, Target};
 use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
 use hookline_model::versioned::VersionedIndex;
@@ -24,14 +23,14 @@ fn write(index: &SharedIndex) -> parking_lot::RwLockWriteGuard<'_, VersionedInde
 /// Loads the whole index, replacing what is there. Returns whether it worked;
 /// on failure the last index keeps serving.
 pub async fn reload_all(
-    pool: &PgPool,
+    loader: &Loader,
     index: &SharedIndex,
     metrics: &Metrics,
     readiness: &Readiness,
 ) -> bool {
     // The ticket is taken before the query: see `VersionedIndex`.
     let ticket = write(index).ticket();
-    match load_all(pool).await {
+    match loader.load_all().await {
         Ok(fresh) => {
             let mut index = write(index);
             if !index.apply_full(ticket, fresh) {
@@ -52,7 +51,7 @@ pub async fn reload_all(
 
 /// Reloads every `interval` until cancelled.
 pub async fn periodic(
-    pool: PgPool,
+    loader: Loader,
     index: SharedIndex,
     metrics: Metrics,
     readiness: Readiness,
@@ -64,14 +63,14 @@ pub async fn periodic(
             _ = tokio::time::sleep(interval) => {}
             _ = token.cancelled() => break,
         }
-        reload_all(&pool, &index, &metrics, &readiness).await;
+        reload_all(&loader, &index, &metrics, &readiness).await;
     }
 }
 
 /// What the control listener updates.
 pub struct Listener {
     /// Where tenants are reloaded from.
-    pub pool: PgPool,
+    pub loader: Loader,
     /// The index to update.
     pub index: SharedIndex,
     /// Slow notes from deliverers.
@@ -90,7 +89,7 @@ pub async fn listen(
     token: CancellationToken,
 ) -> Result<(), AmqpError> {
     let Listener {
-        pool,
+        loader,
         index,
         lanes,
         metrics,
@@ -112,7 +111,7 @@ pub async fn listen(
         }
         {
             let ticket = write(&index).ticket();
-            match load_tenant(&pool, &change.tenant).await {
+            match loader.load_tenant(&change.tenant).await {
                 Ok(fresh) => {
                     let mut index = write(&index);
                     if !index.apply_tenant(ticket, &change.tenant, fresh) {

@@ -182,6 +182,12 @@ impl Event {
     /// The body POSTed to receivers; rendered once per event and shared by
     /// every delivery of it.
     pub fn delivery_body(&self, test: bool) -> Vec<u8> {
+        serde_json::to_vec(&self.delivery_value(test)).unwrap_or_default()
+    }
+
+    /// The standard body as a value: the context of body templates and
+    /// filters, which see exactly the fields a receiver would.
+    pub fn delivery_value(&self, test: bool) -> Value {
         let mut value = serde_json::json!({
             "type": self.event_type,
             "timestamp": self.timestamp(),
@@ -192,7 +198,7 @@ impl Event {
         if test {
             value["test"] = Value::Bool(true);
         }
-        serde_json::to_vec(&value).unwrap_or_default()
+        value
     }
 }
 

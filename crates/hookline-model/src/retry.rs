@@ -53,6 +53,11 @@ pub enum Classification {
     /// shutdown) that the next return would make the broker drop it into
     /// the dead queue without a history. Parked as a dead letter at once.
     Redelivered,
+    /// Nothing was sent: the subscription's body template failed on this
+    /// event (out of fuel, over the size limit, or an error in a filter).
+    /// The same template would fail again, so the task is parked at once;
+    /// a replay after the template is fixed renders it afresh.
+    Unrenderable,
 }
 
 /// Classifies an HTTP status.

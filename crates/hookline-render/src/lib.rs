@@ -1,15 +1,22 @@
-//! Delivery bodies shaped by a subscription's `body` option: Jinja merge
-//! fields over the envelope (`type`, `id`, `tenant`, `timestamp`, `data`),
-//! JSON or form-encoded, as the contract's "Delivery options" fix them.
+//! How a subscription shapes its deliveries, by the contract's "Delivery
+//! options": the method, a body from Jinja merge fields over the envelope
+//! (`type`, `id`, `tenant`, `timestamp`, `data`) as JSON or form-encoded,
+//! and a CEL filter over the same fields.
 //!
-//! Templates are compiled once, by [`BodyTemplate::compile`] (fanout does it
-//! once per subscription revision), and rendered once per event within
-//! [`Limits`]: a fuel budget ends loops, an output budget ends explosions,
-//! and either ends the attempt with a [`RenderError`] instead of stalling a
-//! worker.
+//! Options are compiled once into a [`DeliveryPlan`] (fanout does it once
+//! per subscription revision) and applied once per event: templates render
+//! within [`Limits`] (a fuel budget ends loops, an output budget ends
+//! explosions, and either ends the attempt with a [`RenderError`] instead of
+//! stalling a worker); a filter that fails to evaluate counts as false.
 
+mod filter;
 mod form;
+mod options;
+mod plan;
 mod template;
 
+pub use filter::{Filter, FilterError, FilterInput, FilterSyntaxError, FIELDS};
 pub use form::{flatten, form_body};
+pub use options::{BodyFormat, BodyOption, DeliveryOptions, Method};
+pub use plan::{with_query, DeliveryPlan, OptionError, Request};
 pub use template::{BodyTemplate, Format, Limits, RenderError, Rendered, TemplateError};

@@ -14,6 +14,7 @@ use hookline_signature::Secret;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use hookline_proto::signature::scheme_of;
+use hookline_render::Method;
 
 /// The `User-Agent` of every delivery.
 pub const USER_AGENT: &str = concat!("Hookline/", env!("CARGO_PKG_VERSION"));
@@ -118,7 +119,19 @@ impl Sender {
             error: Some(error),
             retry_after: None,
         };
-        let url = match reqwest::Url::parse(&task.url) {
+        if !task.render_error.is_empty() {
+            return SendResult {
+                classification: Classification::Unrenderable,
+                ..failed(
+                    StatusClass::Connect,
+                    format!(
+                        "nothing was sent: the body template failed: {}",
+                        task.render_error
+                    ),
+                )
+            };
+        }
+        let url = match reqwest::Url::parse(&hookline_render::with_query(&task.url, &task.query)) {
             Ok(url) => url,
             Err(e) => return failed(StatusClass::Connect, format!("invalid url: {e}")),
         };
@@ -167,11 +180,21 @@ impl Sender {
             Ok(headers) => headers,
             Err(e) => return failed(StatusClass::Connect, format!("cannot sign: {e}")),
         };
-        let mut request = self
-            .client
-            .post(url)
-            .timeout(self.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let method = match Method::from_wire(&task.method) {
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Get => reqwest::Method::GET,
+        };
+        let mut request = self.client.request(method, url).timeout(self.timeout);
+        if !task.body.is_empty() {
+            let content_type = match task.content_type.as_str() {
+                "" => "application/json",
+                given => given,
+            };
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
         for (name, value) in &credentials.headers {
             request = request.header(name.as_str(), value.as_str());
         }

@@ -4,8 +4,10 @@
 //! overlap rule) and sealed headers. Tasks are built from that shape by
 //! fanout, test sends and replays alike (`DeliveryTask::reshape`).
 
+pub mod request;
 pub mod shape;
 pub mod subscriptions;
 
+pub use request::apply_plan;
 pub use shape::{sealed_signing_secrets, shape, BadRow, Shape};
 pub use subscriptions::SubscriptionRow;

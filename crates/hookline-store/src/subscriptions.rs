@@ -49,12 +49,15 @@ pub struct SubscriptionRow {
     /// Number of the last change to where or how it delivers (migration
     /// 0003); tasks and control messages carry it.
     pub revision: i64,
+    /// The contract's delivery options (`method`, `body`, `filter`) as one
+    /// JSON object (migration 0005); `{}` delivers the standard body.
+    pub options: Value,
 }
 
 /// Every column of [`SubscriptionRow`], for `SELECT` and `RETURNING`.
 pub const COLUMNS: &str = "id, tenant, name, url, event_types, enabled, secret_sealed, previous_secret_sealed, \
      previous_secret_expires_at, signature, headers, headers_sealed, last_attempt_at, last_status, last_response_status, \
-     last_error, created_at, updated_at, revision";
+     last_error, created_at, updated_at, revision, options";
 
 /// Reads a row selected with [`COLUMNS`].
 pub fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
@@ -78,6 +81,7 @@ pub fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         revision: row.try_get("revision")?,
+        options: row.try_get("options")?,
     })
 }
 

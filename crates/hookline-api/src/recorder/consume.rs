@@ -31,7 +31,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What a recorder does with its messages.
 pub(crate) trait Sink: Send + Sync + 'static {
-    /// The queue consumed.
+    /// The queue consumed; also names the recorder's connection in RabbitMQ.
     const QUEUE: &'static str;
     /// Unacked messages held at once; also the largest batch.
     const PREFETCH: u16;
@@ -56,13 +56,14 @@ pub(crate) trait Sink: Send + Sync + 'static {
 pub(crate) struct Session<S> {
     /// What to do with messages.
     pub sink: S,
-    /// Where to write.
+    /// Waited on until migrations have run, so no message is taken before the
+    /// schema is in place.
     pub db: Database,
-    /// Declared on every new channel.
+    /// Declared on every new channel, so a restarted broker gets it back.
     pub topology: Topology,
     /// `amqp` is up while consuming.
     pub up: Readiness,
-    /// Stops the loop.
+    /// The api's shutdown signal: no further batch is taken, and `run` returns.
     pub token: CancellationToken,
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use hookline_render::{BodyOption, DeliveryOptions, DeliveryPlan, Limits, Method};
 use hookline_signature::{Secret, SignatureScheme};
 use serde_json::{Map, Value};
 
@@ -34,6 +35,8 @@ pub(super) struct Draft {
     pub signature: SignatureScheme,
     /// `headers`.
     pub headers: BTreeMap<String, String>,
+    /// `method`, `body`, `filter` (and options of later versions, kept).
+    pub options: DeliveryOptions,
 }
 
 /// The request body of a create or a PATCH, for the OpenAPI document only:
@@ -59,6 +62,17 @@ pub(crate) struct SubscriptionFields {
     secret: Option<String>,
     /// Static headers for every delivery; not the signature's.
     headers: Option<BTreeMap<String, String>>,
+    /// `POST` (the default), `PUT`, `PATCH`, `DELETE` or `GET` (no body: the
+    /// form-encoded fields go in the query).
+    #[schema(value_type = Option<String>)]
+    method: Option<()>,
+    /// `{"format": "json" | "form", "template": …}`: Jinja merge fields over
+    /// `type`, `id`, `tenant`, `timestamp` and `data`.
+    #[schema(value_type = Option<Object>)]
+    body: Option<()>,
+    /// A CEL expression over the same fields; only events for which it is
+    /// `true` are delivered.
+    filter: Option<String>,
 }
 
 /// The body's value for `key`, treating `null` as absent.
@@ -96,6 +110,7 @@ impl Draft {
             secret_changed: false,
             signature: serde_json::from_value(row.signature.clone()).unwrap_or_default(),
             headers,
+            options: DeliveryOptions::from_stored(&row.options).unwrap_or_default(),
         }
     }
 
@@ -109,6 +124,7 @@ impl Draft {
         row.signature = self.signature_json();
         row.headers = Value::Object(Map::new());
         row.headers_sealed = views::seal_headers(keyring, &row.id, &self.headers)?;
+        row.options = self.options.to_stored();
         if let (true, Some(secret)) = (self.secret_changed, &self.secret) {
             row.secret_sealed = views::seal_secret(keyring, &row.id, secret)?;
         }
@@ -192,7 +208,48 @@ impl Draft {
             );
             validate::headers(&current, rules, &self.signature_headers())?;
         }
-        Ok(())
+        self.apply_options(body)
+    }
+
+    /// Overlays `method`, `body` and `filter` and compiles the result, so a
+    /// template or filter that would fail in fanout is a `422` here. In a
+    /// PATCH, `null` leaves an option unchanged, like any field; to remove
+    /// one, send its default (`"POST"`, `{"format": "json"}`, `""`).
+    fn apply_options(&mut self, body: &Map<String, Value>) -> Result<(), ApiError> {
+        if let Some(value) = field(body, "method") {
+            let method: Method = serde_json::from_value(value.clone()).map_err(|_| {
+                ApiError::invalid(
+                    "invalid_method",
+                    "method must be one of POST, PUT, PATCH, DELETE, GET",
+                )
+            })?;
+            self.options.method = (method != Method::Post).then_some(method);
+        }
+        if let Some(value) = field(body, "body") {
+            let option: BodyOption = serde_json::from_value(value.clone()).map_err(|e| {
+                ApiError::invalid(
+                    "invalid_body",
+                    format!(
+                        "body: {e} (expected {{\"format\": \"json\" | \"form\", \"template\": …}})"
+                    ),
+                )
+            })?;
+            self.options.body = (option != BodyOption::default()).then_some(option);
+        }
+        match field(body, "filter") {
+            Some(Value::String(filter)) if filter.trim().is_empty() => self.options.filter = None,
+            Some(Value::String(filter)) => self.options.filter = Some(filter.clone()),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "invalid_filter",
+                    "filter must be a string (a CEL expression)",
+                ))
+            }
+            None => {}
+        }
+        DeliveryPlan::compile(&self.options, Limits::default())
+            .map(drop)
+            .map_err(|e| ApiError::invalid(e.code, e.message))
     }
 
     /// Header names the signing scheme writes besides the `webhook-*` ones.

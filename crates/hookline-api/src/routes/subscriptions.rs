@@ -64,6 +64,7 @@ pub(super) async fn create(
         created_at: now,
         updated_at: now,
         revision: 0,
+        options: draft.options.to_stored(),
     };
     let max = state.config.api.max_subscriptions_per_tenant;
     let created = subscriptions::insert(pool, &row, max)

@@ -5,6 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hookline_model::ids;
 use hookline_model::sealed::Keyring;
 use hookline_proto::{DeliveryTask, SubscriptionShape, SCHEMA_VERSION};
+use hookline_render::{DeliveryPlan, FilterInput, Limits};
 use serde_json::{json, Value};
 
 use super::views;
@@ -39,13 +40,25 @@ pub(super) fn refresh(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     task.reshape(&shape(row, keyring, now)?, row.revision.max(0) as u64);
+    // A task parked because its template failed carries the standard body:
+    // the replay renders it with the template as it is now.
+    if !task.render_error.is_empty() {
+        task.render_error.clear();
+        let plan = DeliveryPlan::from_stored(&row.options, Limits::default())
+            .map_err(|e| ApiError::Internal(format!("subscription {}: {e}", row.id)))?;
+        let envelope: Value = serde_json::from_slice(&task.body).unwrap_or(Value::Null);
+        let standard = task.body.clone();
+        hookline_store::apply_plan(task, Some(&plan), &envelope, &standard);
+    }
     Ok(())
 }
 
 /// The sample delivery of `POST …/test`: a fresh `evt_test_…` event of
 /// `event_type`, marked `"test": true`, as attempt 1. Its `data` is the
 /// catalogue's `example` for the type when there is one, so the receiver
-/// sees the shape real events will have.
+/// sees the shape real events will have. The subscription's method, body
+/// and filter apply as to any event: a sample its filter rejects is a
+/// `422 filtered_out`, not a silent success.
 pub(super) fn test_task(
     row: &SubscriptionRow,
     event_type: &str,
@@ -65,6 +78,15 @@ pub(super) fn test_task(
         "data": data,
         "test": true,
     });
+    let plan = DeliveryPlan::from_stored(&row.options, Limits::default())
+        .map_err(|e| ApiError::Internal(format!("subscription {}: {e}", row.id)))?;
+    if !plan.admits(&FilterInput::new(&body)).unwrap_or(false) {
+        return Err(ApiError::invalid(
+            "filtered_out",
+            "filter: the subscription's filter is not true for this sample, so nothing was sent",
+        ));
+    }
+    let standard = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
     let mut task = DeliveryTask {
         schema_version: SCHEMA_VERSION,
         delivery_id: ids::delivery_id(&row.tenant, &event_id, &row.id),
@@ -72,12 +94,12 @@ pub(super) fn test_task(
         event_id,
         event_type: event_type.to_string(),
         occurred_at_ms: now.timestamp_millis(),
-        body: serde_json::to_vec(&body).unwrap_or_default().into(),
         subscription_id: row.id.clone(),
         attempt: 1,
         test: true,
         ..DeliveryTask::default()
     };
+    hookline_store::apply_plan(&mut task, Some(&plan), &body, &standard);
     refresh(&mut task, row, keyring, now)?;
     Ok(task)
 }

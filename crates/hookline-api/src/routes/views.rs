@@ -4,6 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::BTreeMap;
 
 use hookline_model::sealed::{self, Keyring, OpenError, SealError};
+use hookline_render::DeliveryOptions;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -38,6 +39,14 @@ pub(crate) struct SubscriptionView {
     /// Static headers added to every delivery.
     #[schema(value_type = BTreeMap<String, String>)]
     headers: Value,
+    /// The HTTP method of its deliveries.
+    method: String,
+    /// The body's format and template (`{"format": "json"}` is the
+    /// standard body).
+    #[schema(value_type = Object)]
+    body: Value,
+    /// The CEL filter, if any.
+    filter: Option<String>,
     /// RFC 3339 UTC with milliseconds.
     created_at: String,
     /// RFC 3339 UTC with milliseconds.
@@ -63,6 +72,8 @@ pub(super) fn subscription(
     row: &SubscriptionRow,
     secret: Option<&str>,
 ) -> Result<SubscriptionView, ApiError> {
+    let options = DeliveryOptions::from_stored(&row.options)
+        .map_err(|e| ApiError::Internal(format!("subscription {}: stored options: {e}", row.id)))?;
     Ok(SubscriptionView {
         id: row.id.clone(),
         name: row.name.clone(),
@@ -71,6 +82,9 @@ pub(super) fn subscription(
         enabled: row.enabled,
         signature: row.signature.clone(),
         headers: open_headers(keyring, row)?,
+        method: options.method.unwrap_or_default().as_str().to_string(),
+        body: serde_json::to_value(options.body.unwrap_or_default()).unwrap_or(Value::Null),
+        filter: options.filter,
         created_at: timestamp(row.created_at),
         updated_at: timestamp(row.updated_at),
         last_attempt_at: row.last_attempt_at.map(timestamp),

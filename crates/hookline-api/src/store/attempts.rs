@@ -13,7 +13,8 @@ use sqlx::{PgConnection, PgPool, Row};
 use super::clean;
 use crate::cursor::{Cursor, Page};
 
-/// Longest error excerpt stored.
+/// Longest error excerpt stored, in characters, whatever
+/// `delivery.response_excerpt_bytes` the deliverer that sent it was given.
 const MAX_ERROR_CHARS: usize = 2000;
 
 /// What one [`write`] did.

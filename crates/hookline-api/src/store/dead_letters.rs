@@ -28,7 +28,7 @@ pub(crate) struct DeadLetterRow {
     pub last_response_status: Option<i32>,
     /// Error excerpt of the last attempt.
     pub last_error: Option<String>,
-    /// When it was parked.
+    /// When it was parked; `api.dead_letter_retention` counts from here.
     pub dead_at: DateTime<Utc>,
     /// The encoded `DeliveryTask`; empty in list results, which never need it.
     pub task: Vec<u8>,

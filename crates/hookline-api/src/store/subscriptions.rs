@@ -81,7 +81,7 @@ pub(crate) async fn insert(
     }
     let sql = format!(
         "INSERT INTO subscriptions (id, tenant, name, url, event_types, enabled, secret_sealed, signature, headers, \
-         headers_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+         headers_sealed, options) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql)
         .bind(&new.id)
@@ -94,6 +94,7 @@ pub(crate) async fn insert(
         .bind(&new.signature)
         .bind(&new.headers)
         .bind(&new.headers_sealed)
+        .bind(&new.options)
         .fetch_one(&mut *tx)
         .await?;
     let created = read(&row)?;
@@ -131,7 +132,7 @@ where
     let sql = format!(
         "UPDATE subscriptions SET name = $3, url = $4, event_types = $5, enabled = $6, secret_sealed = $7, \
          previous_secret_sealed = $8, previous_secret_expires_at = $9, signature = $10, headers = $11, \
-         headers_sealed = $12, updated_at = now() WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
+         headers_sealed = $12, options = $13, updated_at = now() WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     let updated = sqlx::query(&sql)
         .bind(tenant)
@@ -146,6 +147,7 @@ where
         .bind(&row.signature)
         .bind(&row.headers)
         .bind(&row.headers_sealed)
+        .bind(&row.options)
         .fetch_one(&mut *tx)
         .await?;
     let updated = read(&updated)?;

@@ -1,0 +1,117 @@
+//! The stored form of a subscription's delivery options: the JSON object
+//! the api validates and writes to `subscriptions.options`, and fanout reads
+//! back to compile a [`crate::DeliveryPlan`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::template::Format;
+
+/// The HTTP method of a delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// The default, and what receivers expect of a webhook.
+    #[default]
+    Post,
+    /// For endpoints that upsert a resource.
+    Put,
+    /// For endpoints that update a resource in place.
+    Patch,
+    /// For endpoints that remove a resource.
+    Delete,
+    /// No body: the form-encoded fields go in the query.
+    Get,
+}
+
+impl Method {
+    /// Its name on the wire, as in the task and the preview.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Get => "GET",
+        }
+    }
+
+    /// The method named in a task; anything else (an empty field from an
+    /// older fanout) is `POST`, the only method those versions sent.
+    pub fn from_wire(name: &str) -> Method {
+        match name {
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "GET" => Method::Get,
+            _ => Method::Post,
+        }
+    }
+}
+
+/// The `format` of a `body` option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// `application/json`.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+impl From<BodyFormat> for Format {
+    fn from(format: BodyFormat) -> Self {
+        match format {
+            BodyFormat::Json => Format::Json,
+            BodyFormat::Form => Format::Form,
+        }
+    }
+}
+
+/// The `body` option: a format and, optionally, a template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyOption {
+    /// How the body is encoded.
+    #[serde(default)]
+    pub format: BodyFormat,
+    /// Merge-field template; absent, the standard body (flattened for form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Value>,
+}
+
+/// Every delivery option as stored. Options this version does not know
+/// (written by a newer api during a rolling upgrade) are kept in `other`, so
+/// a read-modify-write here never drops them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryOptions {
+    /// `method`; absent means `POST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    /// `body`; absent means the standard JSON body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodyOption>,
+    /// `filter`, a CEL expression; absent means every matched event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Options of later versions, kept as they are.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl DeliveryOptions {
+    /// Reads the `options` column; a value that does not parse is an
+    /// error, never silently the standard delivery.
+    pub fn from_stored(value: &Value) -> Result<Self, serde_json::Error> {
+        if value.is_null() {
+            return Ok(Self::default());
+        }
+        serde_json::from_value(value.clone())
+    }
+
+    /// The `options` column.
+    pub fn to_stored(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Map::new()))
+    }
+}

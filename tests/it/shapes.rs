@@ -1,0 +1,272 @@
+//! Delivery options as a receiver sees them: method, JSON and form bodies
+//! from merge-field templates, `GET` with the fields in the query, CEL
+//! filters, and templates that fail ending as dead letters, never a stall.
+
+use std::time::Duration;
+
+use hookline_tests::faults::probe::metric_sum;
+use hookline_tests::signature::standard_signature_valid;
+use hookline_tests::{eventually, Captured, Receiver, TestEnv};
+use serde_json::{json, Value};
+
+/// Creates a `lead.created` subscription at `path` with `options` merged
+/// in; returns its secret.
+async fn subscribe(env: &TestEnv, receiver: &Receiver, path: &str, options: Value) -> String {
+    let mut body =
+        json!({"name": path, "url": receiver.url(path), "event_types": ["lead.created"]});
+    for (key, value) in options.as_object().expect("options object") {
+        body[key] = value.clone();
+    }
+    let (status, created) = env.api_post("/v1/tenants/acme/subscriptions", body).await;
+    assert_eq!(status, 201, "create {path}: {created}");
+    created["secret"].as_str().expect("secret").to_string()
+}
+
+/// Posts a `lead.created` event with `data`; returns its id.
+async fn post(env: &TestEnv, data: Value) -> String {
+    let (status, accepted) = env
+        .post_event(json!({"tenant": "acme", "type": "lead.created", "data": data}))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    accepted["id"].as_str().expect("id").to_string()
+}
+
+/// The one request that arrived at `path`, once it has.
+async fn only(receiver: &Receiver, path: &str) -> Captured {
+    eventually(Duration::from_secs(15), path, || async {
+        receiver.requests(path).into_iter().next()
+    })
+    .await
+}
+
+fn lead() -> Value {
+    json!({"contact": {"email": "ana@example.com", "first_name": "Ana"},
+           "tags": ["vip", "spring"], "amount": 150, "stage": "won"})
+}
+
+#[tokio::test]
+async fn each_subscription_gets_the_method_and_body_its_options_say_signed_over_the_bytes_sent() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let form_secret = subscribe(&env, &receiver, "/form", json!({
+        "body": {"format": "form", "template": {"email": "{{ data.contact.email }}", "source": "crm"}}
+    }))
+    .await;
+    subscribe(&env, &receiver, "/put", json!({
+        "method": "PUT",
+        "body": {"template": {"email": "{{ data.contact.email }}", "tags": "{{ data.tags }}",
+                               "missing": "{{ data.nothing }}", "hello": "Hi {{ data.contact.first_name }}",
+                               "kind": "{{ type }}", "fixed": 7}}
+    }))
+    .await;
+    let get_secret = subscribe(
+        &env,
+        &receiver,
+        "/get?key=k1",
+        json!({
+            "method": "GET",
+            "body": {"format": "form", "template": {"email": "{{ data.contact.email }}"}}
+        }),
+    )
+    .await;
+    subscribe(
+        &env,
+        &receiver,
+        "/flat",
+        json!({"body": {"format": "form"}}),
+    )
+    .await;
+
+    let id = post(&env, lead()).await;
+
+    let form = only(&receiver, "/form").await;
+    assert_eq!(form.method, "POST");
+    assert_eq!(
+        form.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(&form.body[..], b"email=ana%40example.com&source=crm");
+    assert!(
+        standard_signature_valid(&form, &form_secret),
+        "form body signature"
+    );
+
+    let put = only(&receiver, "/put").await;
+    assert_eq!(put.method, "PUT");
+    assert_eq!(put.header("content-type"), Some("application/json"));
+    assert_eq!(
+        put.json(),
+        json!({"email": "ana@example.com", "tags": ["vip", "spring"], "missing": null,
+               "hello": "Hi Ana", "kind": "lead.created", "fixed": 7})
+    );
+
+    let get = only(&receiver, "/get").await;
+    assert_eq!(get.method, "GET");
+    assert!(get.body.is_empty(), "GET sends no body");
+    assert_eq!(get.header("content-type"), None);
+    assert_eq!(get.query, "key=k1&email=ana%40example.com");
+    assert!(
+        standard_signature_valid(&get, &get_secret),
+        "a GET is signed over the empty body"
+    );
+
+    let flat = only(&receiver, "/flat").await;
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&flat.body).into_owned().collect();
+    assert!(fields.contains(&("id".into(), id.clone())), "{fields:?}");
+    assert!(
+        fields.contains(&("data[contact][email]".into(), "ana@example.com".into())),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("data[tags][1]".into(), "spring".into())),
+        "{fields:?}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_filter_delivers_only_what_it_admits_and_counts_evaluation_errors_as_false() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(
+        &env,
+        &receiver,
+        "/won",
+        json!({
+            "filter": "data.amount > 100 && data.stage == 'won' && 'vip' in data.tags"
+        }),
+    )
+    .await;
+    subscribe(&env, &receiver, "/all", json!({})).await;
+
+    let admitted = post(&env, lead()).await;
+    let mut small = lead();
+    small["amount"] = json!(50);
+    post(&env, small).await;
+    // No `amount`: the filter cannot evaluate, which counts as false.
+    post(&env, json!({"stage": "won"})).await;
+
+    eventually(Duration::from_secs(15), "every event at /all", || async {
+        (receiver.requests("/all").len() == 3).then_some(())
+    })
+    .await;
+    env.wait_nothing_pending(Duration::from_secs(15)).await;
+    let won = receiver.requests("/won");
+    assert_eq!(won.len(), 1, "only the admitted event: {won:?}");
+    assert_eq!(won[0].json()["id"], admitted.as_str());
+    let metrics = env.metrics(&env.fanout).await;
+    assert_eq!(
+        metric_sum(&metrics, "hookline_fanout_filter_errors_total", &[]),
+        1.0,
+        "{metrics}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn options_that_cannot_work_are_refused_naming_the_field_and_valid_ones_read_back() {
+    let env = TestEnv::start_with(|o| {
+        o.fanout = false;
+        o.deliverer = false;
+    })
+    .await;
+    let base = json!({"url": "https://example.com/h", "event_types": ["lead.created"]});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        for (key, value) in extra.as_object().expect("object") {
+            body[key] = value.clone();
+        }
+        body
+    };
+    for (extra, code, names) in [
+        (json!({"method": "TRACE"}), "invalid_method", "method"),
+        (json!({"body": {"format": "xml"}}), "invalid_body", "body"),
+        (
+            json!({"body": {"template": {"contact": {"email": "{{ data.email "}}}}),
+            "invalid_body",
+            "body.template.contact.email",
+        ),
+        (
+            json!({"body": {"format": "form", "template": ["a"]}}),
+            "invalid_body",
+            "body.template",
+        ),
+        (
+            json!({"filter": "data.amount >"}),
+            "invalid_filter",
+            "filter",
+        ),
+        (json!({"filter": "dta.amount > 1"}), "invalid_filter", "dta"),
+        (json!({"filter": 3}), "invalid_filter", "filter"),
+    ] {
+        let (status, error) = env
+            .api_post("/v1/tenants/acme/subscriptions", with(extra.clone()))
+            .await;
+        assert_eq!(status, 422, "{extra}: {error}");
+        assert_eq!(error["error"]["code"], code, "{extra}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(names),
+            "{extra}: `{message}` should name {names}"
+        );
+    }
+
+    let (status, created) = env
+        .api_post(
+            "/v1/tenants/acme/subscriptions",
+            with(json!({
+                "method": "PATCH", "filter": "data.amount > 1",
+                "body": {"format": "json", "template": {"e": "{{ data.email }}"}}
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["method"], "PATCH");
+    assert_eq!(created["filter"], "data.amount > 1");
+    assert_eq!(
+        created["body"]["template"],
+        json!({"e": "{{ data.email }}"})
+    );
+    let id = created["id"].as_str().expect("id");
+    let path = format!("/v1/tenants/acme/subscriptions/{id}");
+    let (status, patched) = env
+        .admin
+        .patch(&path, &json!({"method": "POST", "filter": ""}))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["method"], "POST");
+    assert_eq!(patched["filter"], Value::Null);
+    assert_eq!(
+        patched["body"]["template"],
+        json!({"e": "{{ data.email }}"}),
+        "kept"
+    );
+    let (_, plain) = env
+        .api_post("/v1/tenants/acme/subscriptions", base.clone())
+        .await;
+    assert_eq!(plain["method"], "POST");
+    assert_eq!(plain["body"], json!({"format": "json"}));
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_template_that_explodes_ends_as_a_dead_letter_with_the_reason_and_nothing_is_sent() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    subscribe(&env, &receiver, "/boom", json!({
+        "body": {"format": "form", "template": {
+            "x": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+        }}
+    }))
+    .await;
+    subscribe(&env, &receiver, "/fine", json!({})).await;
+    post(&env, lead()).await;
+    let dead = env.first_dead_letter("acme", Duration::from_secs(20)).await;
+    let error = dead["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("template"), "{dead}");
+    assert_eq!(dead["attempts"], 1, "parked at once: {dead}");
+    only(&receiver, "/fine").await;
+    env.wait_nothing_pending(Duration::from_secs(15)).await;
+    assert!(receiver.requests("/boom").is_empty(), "nothing was sent");
+    env.stop().await;
+}
