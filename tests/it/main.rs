@@ -20,4 +20,5 @@ mod security;
 mod shapes;
 mod shutdown;
 mod signing;
+mod templates;
 mod trust;

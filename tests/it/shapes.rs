@@ -270,3 +270,194 @@ async fn a_template_that_explodes_ends_as_a_dead_letter_with_the_reason_and_noth
     assert!(receiver.requests("/boom").is_empty(), "nothing was sent");
     env.stop().await;
 }
+
+/// The preview's answer as the request the receiver would capture.
+fn as_captured(preview: &Value) -> Captured {
+    let url = preview["url"].as_str().expect("url");
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    Captured {
+        path: path.to_string(),
+        method: preview["method"].as_str().expect("method").to_string(),
+        query: query.to_string(),
+        headers: preview["headers"]
+            .as_object()
+            .expect("headers")
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+        body: axum::body::Bytes::from(preview["body"].as_str().expect("body").to_string()),
+        at: std::time::Instant::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_preview_is_byte_for_byte_the_request_the_receiver_gets_and_sends_nothing() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let cases = [
+        (
+            "/plain",
+            json!({"headers": {"Authorization": "Bearer crm-token"}}),
+        ),
+        (
+            "/tpl",
+            json!({"method": "PUT", "body": {"template": {
+                "email": "{{ data.contact.email }}", "tags": "{{ data.tags }}", "n": "{{ data.amount }}"}}}),
+        ),
+        (
+            "/get?k=1",
+            json!({"method": "GET", "body": {"format": "form"}}),
+        ),
+    ];
+    let mut subs = Vec::new();
+    for (path, options) in &cases {
+        let secret = subscribe(&env, &receiver, path, options.clone()).await;
+        let (_, list) = env.api_get("/v1/tenants/acme/subscriptions").await;
+        let id = list["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|s| s["name"] == *path)
+            .and_then(|s| s["id"].as_str())
+            .expect("id")
+            .to_string();
+        subs.push((*path, id, secret));
+    }
+    let when = "2026-12-05T10:00:00.123Z";
+    let mut previews = Vec::new();
+    for (_, id, _) in &subs {
+        let (status, preview) = env
+            .api_post(
+                &format!("/v1/tenants/acme/subscriptions/{id}/preview"),
+                json!({"event_type": "lead.created", "data": lead(),
+                       "id": "evt_preview_match", "occurred_at": when}),
+            )
+            .await;
+        assert_eq!(status, 200, "{preview}");
+        assert_eq!(preview["filtered_out"], false);
+        previews.push(preview);
+    }
+    let (status, _) = env
+        .post_event(
+            json!({"tenant": "acme", "type": "lead.created", "data": lead(),
+                           "id": "evt_preview_match", "occurred_at": when}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    for ((path, _, secret), preview) in subs.iter().zip(&previews) {
+        let bare = path.split('?').next().unwrap_or(path);
+        let got = only(&receiver, bare).await;
+        let shown = as_captured(preview);
+        assert_eq!(shown.body, got.body, "{path}: the exact body");
+        assert_eq!(shown.method, got.method, "{path}");
+        assert_eq!(shown.query, got.query, "{path}");
+        assert_eq!(shown.path, receiver.url(bare), "{path}");
+        for (name, value) in &shown.headers {
+            if name == "webhook-timestamp" || name == "webhook-signature" {
+                continue; // signed at a different second
+            }
+            assert_eq!(
+                got.header(name),
+                Some(value.as_str()),
+                "{path}: header {name}"
+            );
+        }
+        assert!(shown.header("webhook-signature").is_some(), "{path}");
+        assert!(
+            standard_signature_valid(&shown, secret),
+            "{path}: the preview's signature covers its body"
+        );
+    }
+    env.wait_nothing_pending(Duration::from_secs(15)).await;
+    for (path, id, _) in &subs {
+        let bare = path.split('?').next().unwrap_or(path);
+        assert_eq!(
+            receiver.requests(bare).len(),
+            1,
+            "{path}: previews sent nothing"
+        );
+        let (_, attempts) = env
+            .api_get(&format!("/v1/tenants/acme/subscriptions/{id}/attempts"))
+            .await;
+        assert_eq!(
+            attempts["data"].as_array().map(Vec::len),
+            Some(1),
+            "{path}: previews are not history: {attempts}"
+        );
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_preview_says_when_the_filter_rejects_and_names_a_failing_template() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let mut ids = Vec::new();
+    for (path, options) in [
+        ("/picky", json!({"filter": "data.amount > 1000"})),
+        (
+            "/boom",
+            json!({"body": {"format": "form", "template": {
+                "x": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"}}}),
+        ),
+    ] {
+        let mut body =
+            json!({"name": path, "url": receiver.url(path), "event_types": ["lead.created"]});
+        for (k, v) in options.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let (status, created) = env.api_post("/v1/tenants/acme/subscriptions", body).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().expect("id").to_string());
+    }
+    let preview = |id: &str, body: Value| {
+        let path = format!("/v1/tenants/acme/subscriptions/{id}/preview");
+        let env = &env;
+        async move { env.api_post(&path, body).await }
+    };
+    let (status, shown) = preview(
+        &ids[0],
+        json!({"event_type": "lead.created", "data": lead()}),
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["filtered_out"], true, "amount 150 is not > 1000");
+    let (status, shown) = preview(
+        &ids[0],
+        json!({"event_type": "lead.created", "data": {"amount": 5000}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["filtered_out"], false);
+    let (status, error) = preview(&ids[1], json!({"event_type": "lead.created"})).await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["error"]["code"], "template_failed", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("body.template"),
+        "{error}"
+    );
+    for (body, code) in [
+        (json!({}), "invalid_event_type"),
+        (
+            json!({"event_type": "lead.created", "data": "x"}),
+            "invalid_data",
+        ),
+        (
+            json!({"event_type": "lead.created", "occurred_at": "yesterday"}),
+            "invalid_occurred_at",
+        ),
+    ] {
+        let (status, error) = preview(&ids[0], body.clone()).await;
+        assert_eq!(status, 422, "{body}: {error}");
+        if !code.is_empty() {
+            assert_eq!(error["error"]["code"], code, "{body}: {error}");
+        }
+    }
+    let (status, _) = preview("sub_missing", json!({"event_type": "lead.created"})).await;
+    assert_eq!(status, 404);
+    assert!(receiver.requests("/picky").is_empty() && receiver.requests("/boom").is_empty());
+    env.stop().await;
+}

@@ -182,6 +182,9 @@ impl BodyTemplate {
                 for (name, node) in fields {
                     let text = match self.value(node, envelope, &mut budget)? {
                         Value::String(s) => s,
+                        // A missing or null field is an empty form value,
+                        // as in a text template, never the word `null`.
+                        Value::Null => String::new(),
                         other => other.to_string(),
                     };
                     rendered.push((name.as_str(), text));

@@ -5,6 +5,7 @@
 
 pub mod credentials;
 pub mod record;
+pub mod request;
 pub mod sender;
 
 use hookline_config::ApiSettings;

@@ -10,10 +10,9 @@ use hookline_model::retry::{classify_status, parse_retry_after, Classification, 
 use hookline_model::sealed::Keyring;
 use hookline_model::ssrf::Guard;
 use hookline_proto::DeliveryTask;
-use hookline_signature::Secret;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use hookline_proto::signature::scheme_of;
+use crate::request::{prepare, PrepareError};
 use hookline_render::Method;
 
 /// The `User-Agent` of every delivery.
@@ -119,23 +118,25 @@ impl Sender {
             error: Some(error),
             retry_after: None,
         };
-        if !task.render_error.is_empty() {
-            return SendResult {
-                classification: Classification::Unrenderable,
-                ..failed(
-                    StatusClass::Connect,
-                    format!(
-                        "nothing was sent: the body template failed: {}",
-                        task.render_error
-                    ),
-                )
-            };
-        }
-        let url = match reqwest::Url::parse(&hookline_render::with_query(&task.url, &task.query)) {
-            Ok(url) => url,
-            Err(e) => return failed(StatusClass::Connect, format!("invalid url: {e}")),
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let prepared = match prepare(&self.keyring, task, now_ms) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let classification = match e {
+                    PrepareError::Unrenderable(_) => Classification::Unrenderable,
+                    PrepareError::Credentials(_) => Classification::Unsendable,
+                    PrepareError::InvalidUrl(_) | PrepareError::Sign(_) => Classification::Failed,
+                };
+                return SendResult {
+                    classification,
+                    ..failed(StatusClass::Connect, e.to_string())
+                };
+            }
         };
-        if let Some(host) = url.host_str() {
+        if let Some(host) = prepared.url.host_str() {
             let literal = host.trim_start_matches('[').trim_end_matches(']');
             if let Ok(ip) = literal.parse::<IpAddr>() {
                 if !self.guard.permits(ip) {
@@ -146,62 +147,21 @@ impl Sender {
                 }
             }
         }
-        let credentials = match crate::credentials::open(&self.keyring, task) {
-            Ok(credentials) => credentials,
-            Err(e) => {
-                return SendResult {
-                    classification: Classification::Unsendable,
-                    ..failed(
-                        StatusClass::Connect,
-                        format!(
-                            "nothing was sent: the subscription's credentials do not open: {e}"
-                        ),
-                    )
-                }
-            }
-        };
-        let scheme = scheme_of(task);
-        let secrets: Vec<Secret> = credentials
-            .secrets
-            .iter()
-            .filter_map(|s| Secret::parse(&scheme, s).ok())
-            .collect();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let signed = match hookline_signature::sign(
-            &scheme,
-            &secrets,
-            &task.delivery_id,
-            now_ms,
-            &task.body,
-        ) {
-            Ok(headers) => headers,
-            Err(e) => return failed(StatusClass::Connect, format!("cannot sign: {e}")),
-        };
-        let method = match Method::from_wire(&task.method) {
+        let method = match prepared.method {
             Method::Post => reqwest::Method::POST,
             Method::Put => reqwest::Method::PUT,
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
             Method::Get => reqwest::Method::GET,
         };
-        let mut request = self.client.request(method, url).timeout(self.timeout);
-        if !task.body.is_empty() {
-            let content_type = match task.content_type.as_str() {
-                "" => "application/json",
-                given => given,
-            };
-            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
-        }
-        for (name, value) in &credentials.headers {
+        let mut request = self
+            .client
+            .request(method, prepared.url)
+            .timeout(self.timeout);
+        for (name, value) in &prepared.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        for (name, value) in signed {
-            request = request.header(name, value);
-        }
-        let response = request.body(task.body.clone()).send().await;
+        let response = request.body(prepared.body).send().await;
         let mut response = match response {
             Ok(r) => r,
             Err(e) => {

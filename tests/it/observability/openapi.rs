@@ -137,6 +137,7 @@ async fn the_ingest_and_api_openapi_documents_list_exactly_the_routes_they_serve
         ("PATCH", "/v1/tenants/{tenant}/subscriptions/{id}"),
         ("DELETE", "/v1/tenants/{tenant}/subscriptions/{id}"),
         ("POST", "/v1/tenants/{tenant}/subscriptions/{id}/test"),
+        ("POST", "/v1/tenants/{tenant}/subscriptions/{id}/preview"),
         (
             "POST",
             "/v1/tenants/{tenant}/subscriptions/{id}/rotate-secret",

@@ -229,6 +229,26 @@ async fn a_real_answer_of_every_api_and_ingest_operation_matches_its_documented_
         ("POST", "/v1/tenants/{tenant}/subscriptions/{id}/test"),
         (answer.0, &answer.1),
     );
+    let preview = "/v1/tenants/{tenant}/subscriptions/{id}/preview";
+    let answer = call(
+        &env,
+        "POST",
+        &a(&format!("{one}/preview")),
+        Some(json!({"event_type": "lead.created", "data": {"email": "ana@example.com"}})),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert_eq!(answer.1["method"], "POST", "{}", answer.1);
+    check(&api, &mut covered, ("POST", preview), (answer.0, &answer.1));
+    let answer = call(
+        &env,
+        "POST",
+        &a(&format!("{one}/preview")),
+        Some(json!({"event_type": "lead.created", "data": [1]})),
+    )
+    .await;
+    assert_eq!(answer.0, 422, "{}", answer.1);
+    check(&api, &mut covered, ("POST", preview), (answer.0, &answer.1));
     let answer = call(
         &env,
         "POST",

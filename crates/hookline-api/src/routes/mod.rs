@@ -7,6 +7,7 @@ mod draft;
 mod event_types;
 mod history;
 pub(crate) mod openapi;
+mod preview;
 mod subscriptions;
 pub(crate) mod task;
 mod views;
@@ -27,7 +28,7 @@ use crate::state::AppState;
 pub(crate) fn router(state: AppState) -> Router {
     use openapi::{
         API_KEY, API_KEYS, ATTEMPTS, DEAD_LETTERS, EVENT_TYPE, EVENT_TYPES, HEALTHZ, METRICS,
-        OPENAPI, READYZ, REPLAY, ROTATE_SECRET, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
+        OPENAPI, PREVIEW, READYZ, REPLAY, ROTATE_SECRET, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
     };
     let max_body = state.config.api.max_body_bytes;
     let mut router = Router::new();
@@ -42,6 +43,7 @@ pub(crate) fn router(state: AppState) -> Router {
             ("PATCH", SUBSCRIPTION) => patch(subscriptions::update),
             ("DELETE", SUBSCRIPTION) => delete(subscriptions::remove),
             ("POST", TEST_SEND) => post(actions::test_send),
+            ("POST", PREVIEW) => post(preview::preview),
             ("POST", ROTATE_SECRET) => post(actions::rotate_secret),
             ("GET", ATTEMPTS) => get(history::attempts),
             ("GET", DEAD_LETTERS) => get(history::dead_letters),

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, api_keys, event_types, history, subscriptions};
+use super::{actions, api_keys, event_types, history, preview, subscriptions};
 use crate::error::ErrorBody;
 
 /// A tenant's API keys.
@@ -25,6 +25,8 @@ pub const SUBSCRIPTIONS: &str = "/v1/tenants/{tenant}/subscriptions";
 pub const SUBSCRIPTION: &str = "/v1/tenants/{tenant}/subscriptions/{id}";
 /// A test send to one subscription.
 pub const TEST_SEND: &str = "/v1/tenants/{tenant}/subscriptions/{id}/test";
+/// The preview of one subscription's request for an event.
+pub const PREVIEW: &str = "/v1/tenants/{tenant}/subscriptions/{id}/preview";
 /// Secret rotation of one subscription.
 pub const ROTATE_SECRET: &str = "/v1/tenants/{tenant}/subscriptions/{id}/rotate-secret";
 /// Delivery history of one subscription.
@@ -59,6 +61,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", SUBSCRIPTION),
     ("DELETE", SUBSCRIPTION),
     ("POST", TEST_SEND),
+    ("POST", PREVIEW),
     ("POST", ROTATE_SECRET),
     ("GET", ATTEMPTS),
     ("GET", DEAD_LETTERS),
@@ -99,6 +102,7 @@ pub(crate) fn build() -> Value {
         subscriptions::update,
         subscriptions::remove,
         actions::test_send,
+        preview::preview,
         actions::rotate_secret,
         history::attempts,
         history::dead_letters,

@@ -1,12 +1,13 @@
 //! Delivery tasks the api builds itself: the sample of a test send, and the
 //! refresh of a replayed task from its subscription's current settings.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+use hookline_model::envelope::Event;
 use hookline_model::ids;
 use hookline_model::sealed::Keyring;
 use hookline_proto::{DeliveryTask, SubscriptionShape, SCHEMA_VERSION};
 use hookline_render::{DeliveryPlan, FilterInput, Limits};
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
 use super::views;
 use crate::error::ApiError;
@@ -53,12 +54,44 @@ pub(super) fn refresh(
     Ok(())
 }
 
+/// The delivery `event` would make to `row` as attempt 1, built by the
+/// rules fanout follows (the standard body, then the subscription's plan),
+/// and whether the subscription's filter admits it. `test` marks the body
+/// `"test": true`.
+pub(super) fn event_task(
+    row: &SubscriptionRow,
+    event: Event,
+    test: bool,
+    keyring: &Keyring,
+    now: DateTime<Utc>,
+) -> Result<(DeliveryTask, bool), ApiError> {
+    let body = event.delivery_value(test);
+    let plan = DeliveryPlan::from_stored(&row.options, Limits::default())
+        .map_err(|e| ApiError::Internal(format!("subscription {}: {e}", row.id)))?;
+    let admitted = plan.admits(&FilterInput::new(&body)).unwrap_or(false);
+    let standard = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    let mut task = DeliveryTask {
+        schema_version: SCHEMA_VERSION,
+        delivery_id: ids::delivery_id(&row.tenant, &event.id, &row.id),
+        tenant: row.tenant.clone(),
+        event_id: event.id,
+        event_type: event.event_type,
+        occurred_at_ms: event.occurred_at.timestamp_millis(),
+        subscription_id: row.id.clone(),
+        attempt: 1,
+        test,
+        ..DeliveryTask::default()
+    };
+    hookline_store::apply_plan(&mut task, Some(&plan), &body, &standard);
+    refresh(&mut task, row, keyring, now)?;
+    Ok((task, admitted))
+}
+
 /// The sample delivery of `POST …/test`: a fresh `evt_test_…` event of
-/// `event_type`, marked `"test": true`, as attempt 1. Its `data` is the
-/// catalogue's `example` for the type when there is one, so the receiver
-/// sees the shape real events will have. The subscription's method, body
-/// and filter apply as to any event: a sample its filter rejects is a
-/// `422 filtered_out`, not a silent success.
+/// `event_type`, marked `"test": true`. Its `data` is the catalogue's
+/// `example` for the type when there is one, so the receiver sees the
+/// shape real events will have. A sample the subscription's filter rejects
+/// is a `422 filtered_out`, not a silent success.
 pub(super) fn test_task(
     row: &SubscriptionRow,
     event_type: &str,
@@ -66,40 +99,34 @@ pub(super) fn test_task(
     keyring: &Keyring,
     now: DateTime<Utc>,
 ) -> Result<DeliveryTask, ApiError> {
-    let data = example.unwrap_or_else(
-        || json!({ "sample": true, "message": "This is a test delivery from Hookline" }),
-    );
-    let event_id = format!("evt_test_{}", ulid::Ulid::new());
-    let body = json!({
-        "type": event_type,
-        "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "tenant": row.tenant,
-        "id": event_id,
-        "data": data,
-        "test": true,
-    });
-    let plan = DeliveryPlan::from_stored(&row.options, Limits::default())
-        .map_err(|e| ApiError::Internal(format!("subscription {}: {e}", row.id)))?;
-    if !plan.admits(&FilterInput::new(&body)).unwrap_or(false) {
+    let data = match example {
+        Some(Value::Object(data)) => data,
+        _ => sample_data(),
+    };
+    let event = Event {
+        id: format!("evt_test_{}", ulid::Ulid::new()),
+        tenant: row.tenant.clone(),
+        event_type: event_type.to_string(),
+        occurred_at: now,
+        data,
+    };
+    let (task, admitted) = event_task(row, event, true, keyring, now)?;
+    if !admitted {
         return Err(ApiError::invalid(
             "filtered_out",
             "filter: the subscription's filter is not true for this sample, so nothing was sent",
         ));
     }
-    let standard = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-    let mut task = DeliveryTask {
-        schema_version: SCHEMA_VERSION,
-        delivery_id: ids::delivery_id(&row.tenant, &event_id, &row.id),
-        tenant: row.tenant.clone(),
-        event_id,
-        event_type: event_type.to_string(),
-        occurred_at_ms: now.timestamp_millis(),
-        subscription_id: row.id.clone(),
-        attempt: 1,
-        test: true,
-        ..DeliveryTask::default()
-    };
-    hookline_store::apply_plan(&mut task, Some(&plan), &body, &standard);
-    refresh(&mut task, row, keyring, now)?;
     Ok(task)
+}
+
+/// The `data` of a sample when the catalogue has no example for its type.
+pub(super) fn sample_data() -> Map<String, Value> {
+    let mut data = Map::new();
+    data.insert("sample".into(), Value::Bool(true));
+    data.insert(
+        "message".into(),
+        Value::String("This is a test delivery from Hookline".into()),
+    );
+    data
 }

@@ -80,6 +80,16 @@ fn a_form_template_maps_fields_to_text() {
 }
 
 #[test]
+fn a_missing_or_null_form_field_is_empty_not_the_word_null() {
+    let rendered = render(
+        Format::Form,
+        json!({"phone": "{{ data.contact.phone }}", "gone": "{{ data.nothing.here }}"}),
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(rendered.body).unwrap(), "gone=&phone=");
+}
+
+#[test]
 fn a_template_that_does_not_parse_names_its_path() {
     let error = BodyTemplate::compile(
         Format::Json,
