@@ -3,6 +3,7 @@
 
 mod api;
 mod catalogue;
+mod catalogue_checks;
 mod control;
 mod fairness;
 mod http_limits;

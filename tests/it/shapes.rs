@@ -164,6 +164,66 @@ async fn a_filter_delivers_only_what_it_admits_and_counts_evaluation_errors_as_f
 }
 
 #[tokio::test]
+async fn a_patched_filter_applies_to_every_event_posted_a_second_after_the_patch() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let (status, created) = env
+        .api_post(
+            "/v1/tenants/acme/subscriptions",
+            json!({"name": "big", "url": receiver.url("/big"),
+                   "event_types": ["lead.created"], "filter": "data.amount > 100"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!(
+        "/v1/tenants/acme/subscriptions/{}",
+        created["id"].as_str().expect("id")
+    );
+    let mut big = lead();
+    big["amount"] = json!(500);
+    let mut small = lead();
+    small["amount"] = json!(50);
+    let before = post(&env, big.clone()).await;
+    post(&env, small.clone()).await;
+    let first = only(&receiver, "/big").await;
+    assert_eq!(
+        first.json()["id"],
+        before.as_str(),
+        "the old filter admits 500"
+    );
+
+    let (status, patched) = env
+        .admin
+        .patch(&path, &json!({"filter": "data.amount < 100"}))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let patched_at = std::time::Instant::now();
+    // The contract's bound for a change to reach fanout: events posted from
+    // a second after the PATCH answered see the new filter, none the old.
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(patched_at.elapsed())).await;
+    post(&env, big).await;
+    let admitted = post(&env, small).await;
+    eventually(
+        Duration::from_secs(15),
+        "the small event at /big",
+        || async { (receiver.requests("/big").len() >= 2).then_some(()) },
+    )
+    .await;
+    env.wait_nothing_pending(Duration::from_secs(15)).await;
+    let ids: Vec<Value> = receiver
+        .requests("/big")
+        .iter()
+        .map(|r| r.json()["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![json!(before), json!(admitted)],
+        "old filter gone, new one applied"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
 async fn options_that_cannot_work_are_refused_naming_the_field_and_valid_ones_read_back() {
     let env = TestEnv::start_with(|o| {
         o.fanout = false;

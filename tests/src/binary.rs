@@ -65,6 +65,7 @@ pub fn settings_env(s: &Settings) -> Vec<(String, String)> {
             joined(&s.api.previous_secret_keys),
         ),
         ("INGEST__TOKENS", joined(&s.ingest.tokens)),
+        ("INGEST__API_URL", s.ingest.api_url.clone()),
         (
             "API__ALLOW_INSECURE_URLS",
             s.api.allow_insecure_urls.to_string(),

@@ -115,7 +115,12 @@ impl TestEnv {
             (Service::Deliverer, options.deliverer),
         ] {
             if wanted {
-                bases[service as usize] = spawn_in_process(service, &settings, &shutdown).await;
+                let base = spawn_in_process(service, &settings, &shutdown).await;
+                if service == Service::Api {
+                    // Ingest reads the catalogue from this api.
+                    settings.ingest.api_url.clone_from(&base);
+                }
+                bases[service as usize] = base;
             }
         }
         for base in bases.iter().filter(|base| !base.is_empty()) {

@@ -1,5 +1,6 @@
-//! Telling fanouts and deliverers that a subscription changed, through the
-//! `hookline.control` fanout exchange, after the change is committed.
+//! Telling fanouts and deliverers that a subscription changed (and ingests
+//! and fanouts that the catalogue did), through the `hookline.control`
+//! fanout exchange, after the change is committed.
 
 use std::sync::Arc;
 
@@ -52,6 +53,12 @@ impl Announcement {
     /// deliverers have nothing to re-shape.
     pub fn tenant_reload(tenant: &str, any_subscription_id: &str) -> Self {
         Self::bare(tenant, any_subscription_id, ChangeKind::Upserted, 0)
+    }
+
+    /// The event type catalogue changed: ingests and fanouts reload it
+    /// whole (it is small), so the message names nothing.
+    pub fn catalogue() -> Self {
+        Self::bare("", "", ChangeKind::Catalogue, 0)
     }
 
     /// A disable by a 410 Gone answer.

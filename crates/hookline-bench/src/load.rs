@@ -3,6 +3,8 @@
 //! most a window of events not yet fully delivered) or open loop (a fixed
 //! schedule; each event carries its *scheduled* send time in
 //! `data.sent_ns`, so a generator that falls behind cannot hide latency).
+//! Every event has the same lead fields beside it, which the option runs'
+//! template reads and their filter admits.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +22,11 @@ use crate::sink::{Phase, Sink};
 
 /// Size the event envelopes are padded to.
 pub const EVENT_BYTES: usize = 1024;
+
+/// The fields of `data` besides `sent_ns` and `pad`: what the template of
+/// `options::template` reads, and true for `options::FILTER`
+/// (`amount > 100`, `stage == 'won'`).
+const LEAD: &str = r#""amount":150,"stage":"won","contact":{"email":"ana@example.com","first_name":"Ana","last_name":"Lima"},"tags":["vip","spring"]"#;
 
 /// Which events a phase publishes: `<prefix><seq>` of `tenant`, type
 /// `event_type`.
@@ -95,7 +102,7 @@ impl Generator {
 
     fn body(&self, events: &Events, seq: u64, sent_ns: u64) -> Vec<u8> {
         format!(
-            r#"{{"id":"{}{seq}","tenant":"{}","type":"{}","data":{{"sent_ns":{sent_ns},"pad":"{}"}}}}"#,
+            r#"{{"id":"{}{seq}","tenant":"{}","type":"{}","data":{{"sent_ns":{sent_ns},{LEAD},"pad":"{}"}}}}"#,
             events.prefix, events.tenant, events.event_type, self.pad
         )
         .into_bytes()
@@ -179,5 +186,19 @@ impl Generator {
             let _ = drain.await;
         }
         let _ = self.connection.close(200, "bench done".into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lead_fields_are_what_the_filter_admits() {
+        let lead: serde_json::Value =
+            serde_json::from_str(&format!("{{{LEAD}}}")).expect("LEAD is JSON object members");
+        assert!(lead["amount"].as_i64().is_some_and(|amount| amount > 100));
+        assert_eq!(lead["stage"], "won");
+        assert!(lead["contact"]["email"].is_string());
     }
 }

@@ -2,12 +2,13 @@
 //! RabbitMQ, then runs the real pipeline (`hookline api`, `fanout` and
 //! `deliverer` as separate processes, each run with a fresh vhost and
 //! database) against an in-process HTTP sink, and reports throughput,
-//! latency, fairness and each process's footprint against the issue's
-//! targets. A missed target is reported, never a failure; only a broken
-//! setup makes the run fail. Everything it started or created is removed at
-//! the end, on error and on Ctrl-C too.
+//! latency, fairness, the cost of delivery options and each process's
+//! footprint against the targets. A missed target is reported,
+//! never a failure; only a broken setup makes the run fail. Everything it
+//! started or created is removed at the end, on error and on Ctrl-C too.
 
 mod load;
+mod options;
 mod pipeline;
 mod procstat;
 mod raw;
@@ -49,6 +50,10 @@ struct Args {
     /// Seconds of the fan-out-10 run.
     #[arg(long, default_value_t = 20)]
     fanout10_secs: u64,
+    /// Seconds of each delivery-option run (template, form, filter), each
+    /// compared with the fan-out-1 run.
+    #[arg(long, default_value_t = 20)]
+    options_secs: u64,
     /// Seconds of each open-loop latency run (and of the broker alone at
     /// the same rate).
     #[arg(long, default_value_t = 15)]
@@ -147,6 +152,9 @@ fn raw_config(args: &Args) -> RawConfig {
     }
 }
 
+/// Fanout's count of filters that failed to evaluate.
+const FILTER_ERRORS: &str = "hookline_fanout_filter_errors_total";
+
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -236,6 +244,7 @@ async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::
         ("raw_secs", args.raw_secs.to_string()),
         ("fanout1_secs", args.fanout1_secs.to_string()),
         ("fanout10_secs", args.fanout10_secs.to_string()),
+        ("options_secs", args.options_secs.to_string()),
         ("latency_secs", args.latency_secs.to_string()),
         ("fairness_secs", args.fairness_secs.to_string()),
         ("slow_secs", args.slow_secs.to_string()),
@@ -385,8 +394,46 @@ async fn drive(
         value: f1.deliveries_per_s / ceiling.r2,
     });
     let max_rate = f1.events_per_s;
-    eprintln!("bench: fan-out 1: {:.0} deliveries/s", f1.deliveries_per_s);
+    let plain_per_s = f1.deliveries_per_s;
+    eprintln!("bench: fan-out 1: {plain_per_s:.0} deliveries/s");
     runs.push(f1);
+
+    // Right after the plain run, so the machine is as alike as it gets.
+    for option in &options::RUNS {
+        eprintln!(
+            "bench: fan-out 1, {}, closed loop ({} s)…",
+            option.name, args.options_secs
+        );
+        let errors_before = pipeline.metric(&pipeline.fanout, FILTER_ERRORS).await;
+        let (mut run, _) = pipeline
+            .closed(
+                &format!("{} ({} s)", option.name, args.options_secs),
+                &events(option.tenant, option.event_type, option.prefix),
+                1,
+                secs(args.options_secs),
+                false,
+            )
+            .await?;
+        let errors = pipeline.metric(&pipeline.fanout, FILTER_ERRORS).await - errors_before;
+        run.filter_errors = Some(errors.max(0.0) as u64);
+        let ratio = run.deliveries_per_s / plain_per_s;
+        run.ratio = Some(Ratio {
+            of: options::PLAIN.into(),
+            value: ratio,
+        });
+        eprintln!(
+            "bench: {}: {:.0} deliveries/s = {ratio:.2} × {}{}",
+            option.name,
+            run.deliveries_per_s,
+            options::PLAIN,
+            if run.complete {
+                ""
+            } else {
+                "; NOT every event arrived"
+            }
+        );
+        runs.push(run);
+    }
 
     eprintln!("bench: fan-out 10, closed loop ({} s)…", args.fanout10_secs);
     let (mut f10, _) = pipeline
@@ -443,6 +490,12 @@ async fn drive(
     let (fair_runs, fairness) = pipeline.fairness(secs(args.fairness_secs)).await?;
     runs.extend(fair_runs);
     for run in &runs {
+        if let Some(errors @ 1..) = run.filter_errors {
+            notes.push(format!(
+                "{}: fanout counted {errors} filter evaluation errors (those events were not delivered)",
+                run.name
+            ));
+        }
         if !run.complete {
             notes.push(format!(
                 "{}: not every event arrived within {} s of the end",

@@ -1,7 +1,8 @@
 //! The real pipeline's runs, each against the sink: closed-loop throughput
 //! (fan-out 1 and 10), open-loop latency at fixed rates, and per-endpoint
-//! fairness with one slow receiver. Each run has its own event-id prefix, so
-//! the sink never counts a late delivery of an earlier run.
+//! fairness with one slow receiver, and fan-out 1 with delivery options.
+//! Each run has its own event-id prefix, so the sink never counts a late
+//! delivery of an earlier run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 
 use crate::load::{Events, Generator};
+use crate::options;
 use crate::procstat;
 use crate::report::{Fairness, History, Latency, Run};
 use crate::services::ADMIN_TOKEN;
@@ -64,19 +66,34 @@ impl Pipeline<'_> {
     /// until fanout has loaded them all.
     pub async fn subscribe_all(&self) -> anyhow::Result<()> {
         let sink = self.sink;
-        self.subscribe("bench-f1", &sink.fast_url(0), &["bench.f1"])
+        let plain = serde_json::json!({});
+        self.subscribe("bench-f1", &sink.fast_url(0), &["bench.f1"], &plain)
             .await?;
         for i in 0..10 {
-            self.subscribe("bench-f10", &sink.fast_url(i), &["bench.f10"])
+            self.subscribe("bench-f10", &sink.fast_url(i), &["bench.f10"], &plain)
                 .await?;
         }
         for i in 0..FAIR_HEALTHY {
-            self.subscribe("bench-fair", &sink.fast_url(i), &["bench.fair.*"])
+            self.subscribe("bench-fair", &sink.fast_url(i), &["bench.fair.*"], &plain)
                 .await?;
         }
-        self.subscribe("bench-fair", &sink.slow_url(0), &["bench.fair.mixed"])
+        self.subscribe(
+            "bench-fair",
+            &sink.slow_url(0),
+            &["bench.fair.mixed"],
+            &plain,
+        )
+        .await?;
+        for run in &options::RUNS {
+            self.subscribe(
+                run.tenant,
+                &sink.fast_url(0),
+                &[run.event_type],
+                &run.option.to_json(),
+            )
             .await?;
-        let expected = f64::from(1 + 10 + FAIR_HEALTHY + 1);
+        }
+        let expected = f64::from(1 + 10 + FAIR_HEALTHY + 1) + options::RUNS.len() as f64;
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
             .metric(&self.fanout, "hookline_fanout_subscriptions_loaded")
@@ -91,12 +108,25 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    async fn subscribe(&self, tenant: &str, url: &str, event_types: &[&str]) -> anyhow::Result<()> {
+    /// Creates one subscription; `options` (an object) is merged into the
+    /// request, as the api takes delivery options beside the url.
+    async fn subscribe(
+        &self,
+        tenant: &str,
+        url: &str,
+        event_types: &[&str],
+        options: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let mut body =
+            serde_json::json!({ "name": "bench", "url": url, "event_types": event_types });
+        if let (Some(body), Some(options)) = (body.as_object_mut(), options.as_object()) {
+            body.extend(options.clone());
+        }
         let response = self
             .http
             .post(format!("{}/v1/tenants/{tenant}/subscriptions", self.api))
             .bearer_auth(ADMIN_TOKEN)
-            .json(&serde_json::json!({ "name": "bench", "url": url, "event_types": event_types }))
+            .json(&body)
             .send()
             .await
             .context("api reachable")?;
@@ -341,6 +371,7 @@ impl Pipeline<'_> {
             complete,
             cpu_per_1k,
             history: None,
+            filter_errors: None,
         }
     }
 }

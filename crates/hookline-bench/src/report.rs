@@ -102,7 +102,8 @@ pub struct Run {
     pub slowest_5s_per_s: Option<f64>,
     /// Deliveries in each second of the run (JSON only): where a dip was.
     pub per_second: Vec<u64>,
-    /// Deliveries per second as a share of a raw ceiling.
+    /// Deliveries per second as a share of a raw ceiling, or (option runs)
+    /// of the plain fan-out-1 run.
     pub ratio: Option<Ratio>,
     /// Scheduled send → arrival, per delivery.
     pub latency: Latency,
@@ -122,14 +123,17 @@ pub struct Run {
     /// Attempt records the api stored for this run, and whether that
     /// caught up with the deliveries within the drain time.
     pub history: Option<History>,
+    /// Option runs: filter evaluations fanout counted as errors during the
+    /// run (each an event taken as not matching).
+    pub filter_errors: Option<u64>,
 }
 
-/// A rate relative to a raw ceiling.
+/// A rate relative to a raw ceiling or to another run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
-    /// `R1` or `R2`.
+    /// `R1`, `R2` or `plain fan-out 1`.
     pub of: String,
-    /// The rate divided by that ceiling.
+    /// The rate divided by that one.
     pub value: f64,
 }
 

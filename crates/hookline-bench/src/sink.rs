@@ -2,15 +2,19 @@
 //! process that answers `200` at once on `/fast/{n}` (after a delay on
 //! `/slow/{n}`) and records, for the phase running, each delivery's event
 //! id and arrival time. Sender and receiver share one clock (the run's
-//! epoch), so latency needs no clock synchronisation.
+//! epoch), so latency needs no clock synchronisation. A body is JSON with
+//! `id` and `data.sent_ns` (the standard body, or a template that keeps
+//! them), or a form with `id` and `data[sent_ns]` (the standard body
+//! flattened).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
@@ -252,16 +256,62 @@ fn current(shared: &Shared) -> Option<Arc<Phase>> {
 async fn fast(
     State(shared): State<Arc<Shared>>,
     Path(index): Path<u32>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
     let arrived_ns = shared.epoch.elapsed().as_nanos() as u64;
-    if let (Some(phase), Ok(delivered)) = (
-        current(&shared),
-        serde_json::from_slice::<Delivered<'_>>(&body),
-    ) {
-        phase.fast(index, delivered.id, delivered.data.sent_ns, arrived_ns);
+    let form = headers.get(header::CONTENT_TYPE).is_some_and(|value| {
+        value
+            .as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
+    let stamp = if form {
+        form_stamp(&body)
+    } else {
+        serde_json::from_slice::<Delivered<'_>>(&body)
+            .ok()
+            .map(|delivered| (Cow::Borrowed(delivered.id), delivered.data.sent_ns))
+    };
+    if let (Some(phase), Some((id, sent_ns))) = (current(&shared), stamp) {
+        phase.fast(index, &id, sent_ns, arrived_ns);
     }
     StatusCode::OK
+}
+
+/// `id` and `data[sent_ns]` of a form-encoded standard body.
+fn form_stamp(body: &[u8]) -> Option<(Cow<'static, str>, u64)> {
+    let (mut id, mut sent_ns) = (None, None);
+    for field in body.split(|b| *b == b'&') {
+        let (name, value) = match field.iter().position(|b| *b == b'=') {
+            Some(at) => (&field[..at], &field[at + 1..]),
+            None => (field, &b""[..]),
+        };
+        match form_decode(name)?.as_str() {
+            "id" => id = Some(form_decode(value)?),
+            "data[sent_ns]" => sent_ns = form_decode(value)?.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((Cow::Owned(id?), sent_ns?))
+}
+
+/// One name or value of a form body: `+` is a space, `%XX` a byte. By hand,
+/// since the sink needs two fields and the bench no form crate for them.
+fn form_decode(text: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.iter();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let mut hex = || char::from(*bytes.next()?).to_digit(16);
+                let (high, low) = (hex()?, hex()?);
+                out.push((high << 4 | low) as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// `POST /slow/{index}`: a healthy but slow receiver.
@@ -271,4 +321,27 @@ async fn slow(State(shared): State<Arc<Shared>>, Path(_index): Path<u32>) -> Sta
         lock(&phase.record).slow += 1;
     }
     StatusCode::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flattened_form_body_gives_its_id_and_send_time() {
+        let body = b"data%5Bcontact%5D%5Bemail%5D=ana%40example.com&data%5Bsent_ns%5D=1234&id=form-7&type=bench.form";
+        let (id, sent_ns) = form_stamp(body).expect("stamp");
+        assert_eq!((id.as_ref(), sent_ns), ("form-7", 1234));
+    }
+
+    #[test]
+    fn a_form_body_without_a_send_time_is_not_recorded() {
+        assert_eq!(form_stamp(b"id=form-7&data%5Bpad%5D=x"), None);
+    }
+
+    #[test]
+    fn form_decoding_reads_plus_and_percent_escapes() {
+        assert_eq!(form_decode(b"Ana+%26+Bo").as_deref(), Some("Ana & Bo"));
+        assert_eq!(form_decode(b"bad%4"), None);
+    }
 }

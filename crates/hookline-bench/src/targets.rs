@@ -1,6 +1,7 @@
 //! The targets, judged from the measurements: each is reported met
 //! or missed, and a miss never fails the run.
 
+use crate::options::{PLAIN, TARGET_RATIO};
 use crate::report::{Ceiling, Fairness, Run, ServiceUsage, Target};
 
 /// The targets, each met or missed.
@@ -43,6 +44,33 @@ pub fn targets(
                 ceiling.r1
             ),
             met: f10.deliveries_per_s >= 0.6 * ceiling.r1 && f10.complete,
+        });
+    }
+    for run in runs {
+        let Some(ratio) = run.ratio.as_ref().filter(|r| r.of == PLAIN) else {
+            continue;
+        };
+        let name = run.name.split(" (").next().unwrap_or(&run.name);
+        let filter_errors = run.filter_errors.unwrap_or(0);
+        targets.push(Target {
+            name: format!("{name}: deliveries/s ≥ {TARGET_RATIO} × {PLAIN}, every event delivered"),
+            measured: format!(
+                "{:.0}/s = {:.2} × {PLAIN}; {} events, {}{}",
+                run.deliveries_per_s,
+                ratio.value,
+                run.events,
+                if run.complete {
+                    "all delivered"
+                } else {
+                    "**not all delivered**"
+                },
+                if filter_errors > 0 {
+                    format!("; {filter_errors} filter errors")
+                } else {
+                    String::new()
+                }
+            ),
+            met: ratio.value >= TARGET_RATIO && run.complete && filter_errors == 0,
         });
     }
     if let Some(half) = runs.iter().find(|r| r.name.starts_with("open loop 50 %")) {
@@ -101,7 +129,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::report::{History, Latency};
+    use crate::report::{History, Latency, Ratio};
 
     fn run(name: &str, deliveries_per_s: f64) -> Run {
         Run {
@@ -127,7 +155,18 @@ mod tests {
                 written: 1,
                 caught_up_after_s: Some(0.1),
             }),
+            filter_errors: None,
         }
+    }
+
+    fn option_run(name: &str, ratio: f64) -> Run {
+        let mut run = run(name, 1000.0 * ratio);
+        run.ratio = Some(Ratio {
+            of: PLAIN.into(),
+            value: ratio,
+        });
+        run.filter_errors = Some(0);
+        run
     }
 
     const CEILING: Ceiling = Ceiling {
@@ -166,5 +205,27 @@ mod tests {
         };
         let targets = targets(CEILING, &[half], None, &[], 60, 5);
         assert!(!targets[0].met);
+    }
+
+    #[test]
+    fn an_option_run_at_nine_tenths_of_the_plain_run_is_met_and_below_is_missed() {
+        let runs = [
+            option_run("template, 10 fields (20 s)", 0.9),
+            option_run("form body (20 s)", 0.85),
+        ];
+        let targets = targets(CEILING, &runs, None, &[], 60, 5);
+        assert_eq!(targets.len(), 2, "{targets:?}");
+        assert!(targets[0].met && targets[0].name.starts_with("template, 10 fields:"));
+        assert!(!targets[1].met);
+    }
+
+    #[test]
+    fn a_filter_run_that_lost_events_is_missed_however_fast() {
+        let mut lost = option_run("filter, 3 clauses (20 s)", 1.0);
+        lost.complete = false;
+        let mut erred = option_run("filter, 3 clauses (20 s)", 1.0);
+        erred.filter_errors = Some(3);
+        let targets = targets(CEILING, &[lost, erred], None, &[], 60, 5);
+        assert!(targets.iter().all(|t| !t.met), "{targets:?}");
     }
 }

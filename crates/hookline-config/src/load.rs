@@ -169,6 +169,16 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
             ));
         }
     }
+    let api_url = s.ingest.api_url.trim();
+    if !(api_url.is_empty() || api_url.starts_with("http://") || api_url.starts_with("https://")) {
+        return Err(invalid(
+            "ingest.api_url",
+            "must be empty (the api's listener) or start with http:// or https://",
+        ));
+    }
+    if s.ingest.catalogue_refresh.is_zero() {
+        return Err(invalid("ingest.catalogue_refresh", "must be above zero"));
+    }
     let db = s.database.url.expose();
     if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
         return Err(invalid("database.url", "must start with postgres://"));

@@ -136,6 +136,27 @@ pub struct IngestSettings {
     /// network that authenticates by other means).
     #[serde(deserialize_with = "de::flag")]
     pub allow_anonymous: bool,
+    /// The api that ingest reads the event type catalogue from (with
+    /// `api.admin_token`), so ingest needs no database; empty means
+    /// `http://<api.listen>`, right when both run on one host.
+    #[serde(deserialize_with = "de::text")]
+    pub api_url: String,
+    /// Full reload of the catalogue, a safety net behind the pushed change
+    /// notifications.
+    #[serde(deserialize_with = "de::duration")]
+    pub catalogue_refresh: Duration,
+}
+
+impl IngestSettings {
+    /// `ingest.api_url`, or the api's own listener when it is empty.
+    pub fn api_url(&self, api: &ApiSettings) -> String {
+        let url = self.api_url.trim().trim_end_matches('/');
+        if url.is_empty() {
+            format!("http://{}", api.listen)
+        } else {
+            url.to_string()
+        }
+    }
 }
 
 /// `fanout.*`: matching throughput and how subscriptions are reloaded.
@@ -315,6 +336,8 @@ impl Default for IngestSettings {
             max_batch_events: 1000,
             tokens: Vec::new(),
             allow_anonymous: false,
+            api_url: String::new(),
+            catalogue_refresh: Duration::from_secs(30),
         }
     }
 }

@@ -83,7 +83,13 @@ impl Revisions {
                 return;
             }
             // Notes about endpoints and marks are not changes.
-            (ChangeKind::Slow | ChangeKind::Mark | ChangeKind::Unspecified, _) => return,
+            (
+                ChangeKind::Slow
+                | ChangeKind::Mark
+                | ChangeKind::Catalogue
+                | ChangeKind::Unspecified,
+                _,
+            ) => return,
         };
         let mut known = self.known.lock();
         let newer = known

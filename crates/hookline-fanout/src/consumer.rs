@@ -13,6 +13,7 @@ use hookline_amqp::names::{
 use hookline_amqp::{
     declare, redelivered_too_often, AmqpError, ConfirmedPublisher, PendingConfirm, DELIVERY_LIMIT,
 };
+use hookline_catalogue::{SchemaViolation, SharedCatalogue};
 use hookline_model::{ids, Event};
 use hookline_proto::{DeliveryTask, Message, SCHEMA_VERSION};
 use hookline_render::FilterInput;
@@ -48,6 +49,7 @@ pub async fn session(
     connection: Arc<Connection>,
     config: FanoutConfig,
     index: SharedIndex,
+    catalogue: SharedCatalogue,
     lanes: SlowLanes,
     metrics: Metrics,
     token: CancellationToken,
@@ -90,7 +92,11 @@ pub async fn session(
             None => break Err(AmqpError::Unavailable("event consumer ended".into())),
         };
         let acker = delivery.acker.clone();
-        match fan_out(&delivery, &publisher, &index, &lanes, &metrics).await {
+        let checked = Checked {
+            index: &index,
+            catalogue: &catalogue,
+        };
+        match fan_out(&delivery, &publisher, checked, &lanes, &metrics).await {
             Ok(pending) => {
                 if tx.send((acker, pending)).await.is_err() {
                     break Err(AmqpError::Unavailable("ack task stopped".into()));
@@ -147,11 +153,18 @@ async fn ack_in_order(mut rx: mpsc::Receiver<Pending>, metrics: Metrics) {
     }
 }
 
+/// What an event is checked and matched against.
+#[derive(Clone, Copy)]
+struct Checked<'a> {
+    index: &'a SharedIndex,
+    catalogue: &'a SharedCatalogue,
+}
+
 /// Publishes what one event produces and returns the confirms to wait for.
 async fn fan_out(
     delivery: &Delivery,
     publisher: &ConfirmedPublisher,
-    index: &SharedIndex,
+    Checked { index, catalogue }: Checked<'_>,
     lanes: &SlowLanes,
     metrics: &Metrics,
 ) -> Result<FanoutOutcome, AmqpError> {
@@ -164,7 +177,16 @@ async fn fan_out(
              time); parked before the broker's delivery limit of {DELIVERY_LIMIT}"
         )),
         None => Event::parse(raw, Utc::now(), || ids::event_id_for_message(raw))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|mut event| {
+                // The catalogue's schema, for AMQP producers that bypass
+                // ingest (and events ingest took before it knew the type).
+                catalogue
+                    .current()
+                    .check(&event.event_type, &mut event.data)
+                    .map_err(|violation| format!("{}: {violation}", SchemaViolation::CODE))?;
+                Ok(event)
+            }),
     };
     let event = match parsed {
         Ok(event) => event,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use chrono::Utc;
+use hookline_catalogue::SharedCatalogue;
 use hookline_model::matching::{Identified, Pattern, SubscriptionIndex};
 use hookline_model::versioned::VersionedIndex;
 use hookline_proto::SubscriptionShape;
@@ -54,10 +55,13 @@ type PlanCache = Arc<Mutex<HashMap<String, (u64, Arc<DeliveryPlan>)>>>;
 /// options, reusing a compiled plan while its subscription's revision is
 /// unchanged: templates and filters are compiled once per revision, not on
 /// every reload of a tenant.
+/// It also keeps the event type catalogue that events are checked against,
+/// loaded from the same database.
 #[derive(Clone)]
 pub struct Loader {
     pool: PgPool,
     plans: PlanCache,
+    catalogue: SharedCatalogue,
 }
 
 impl Loader {
@@ -66,7 +70,20 @@ impl Loader {
         Loader {
             pool,
             plans: Arc::default(),
+            catalogue: SharedCatalogue::default(),
         }
+    }
+
+    /// The catalogue this loader keeps current, for the event consumer.
+    pub fn catalogue(&self) -> SharedCatalogue {
+        self.catalogue.clone()
+    }
+
+    /// Reloads the catalogue's schemas, each compiled once; on failure the
+    /// last catalogue keeps checking.
+    pub async fn reload_catalogue(&self) -> Result<usize, sqlx::Error> {
+        let schemas = hookline_store::event_types::load_schemas(&self.pool).await?;
+        Ok(self.catalogue.replace(schemas))
     }
 
     /// Loads every enabled subscription; plans of subscriptions no longer

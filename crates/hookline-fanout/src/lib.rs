@@ -107,8 +107,10 @@ pub async fn run(
                     lanes: lanes.clone(),
                     metrics: metrics.clone(),
                 };
+                let catalogue = listener.loader.catalogue();
                 let control = refresh::listen(control, listener, token.clone());
-                let events = consumer::session(connection, config, index, lanes, metrics, token);
+                let events =
+                    consumer::session(connection, config, index, catalogue, lanes, metrics, token);
                 tokio::select! {
                     result = events => result,
                     result = control => result,

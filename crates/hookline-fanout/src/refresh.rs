@@ -1,5 +1,7 @@
 //! Keeping the index current: a full load at start and periodically, and a
 //! tenant reload whenever the api announces a change on `hookline.control`.
+//! The event type catalogue rides along: loaded with every full load, and
+//! reloaded whole when the api announces a catalogue change.
 
 use std::time::Duration;
 
@@ -28,6 +30,9 @@ pub async fn reload_all(
     metrics: &Metrics,
     readiness: &Readiness,
 ) -> bool {
+    if let Err(error) = loader.reload_catalogue().await {
+        tracing::warn!(%error, "cannot load the event type catalogue; checking against the last one");
+    }
     // The ticket is taken before the query: see `VersionedIndex`.
     let ticket = write(index).ticket();
     match loader.load_all().await {
@@ -107,6 +112,15 @@ pub async fn listen(
             }
             // A deliverer catching up on the control log: not a change.
             ChangeKind::Mark => continue,
+            ChangeKind::Catalogue => {
+                match loader.reload_catalogue().await {
+                    Ok(types) => tracing::debug!(types, "event type catalogue reloaded"),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot reload the changed catalogue; the periodic refresh will")
+                    }
+                }
+                continue;
+            }
             _ => {}
         }
         {

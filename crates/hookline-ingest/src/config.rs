@@ -27,6 +27,12 @@ pub struct IngestConfig {
     pub max_batch_events: usize,
     /// Producer tokens (`ingest.tokens`); empty means no check.
     pub tokens: Vec<hookline_config::Secret>,
+    /// Where the event type catalogue is read (`ingest.api_url`).
+    pub api_url: String,
+    /// What it is read with (`api.admin_token`).
+    pub api_token: hookline_config::Secret,
+    /// Safety-net reread of the catalogue (`ingest.catalogue_refresh`).
+    pub catalogue_refresh: Duration,
 }
 
 impl IngestConfig {
@@ -45,6 +51,9 @@ impl IngestConfig {
             max_event_bytes: settings.ingest.max_event_bytes,
             max_batch_events: settings.ingest.max_batch_events,
             tokens: settings.ingest.tokens.clone(),
+            api_url: settings.ingest.api_url(&settings.api),
+            api_token: settings.api.admin_token.clone(),
+            catalogue_refresh: settings.ingest.catalogue_refresh,
         }
     }
 }

@@ -13,6 +13,7 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use hookline_amqp::names::EVENTS_EXCHANGE;
 use hookline_amqp::AmqpError;
+use hookline_catalogue::SchemaViolation;
 use hookline_model::error_body::ErrorBody;
 use hookline_model::{ids, Event, EventError};
 use lapin::BasicProperties;
@@ -80,6 +81,22 @@ async fn publish(state: &AppState, event: &Event) -> Result<(), AmqpError> {
         .await
 }
 
+/// Parses an envelope and checks its `data` against the catalogue: a
+/// schema violation is an invalid event like any other, its message naming
+/// the JSON path at fault.
+fn parse(state: &AppState, body: &[u8], now: chrono::DateTime<Utc>) -> Result<Event, EventError> {
+    let mut event = Event::parse(body, now, || ids::new_id("evt"))?;
+    state
+        .catalogue
+        .current()
+        .check(&event.event_type, &mut event.data)
+        .map_err(|violation| EventError {
+            code: SchemaViolation::CODE,
+            message: violation.to_string(),
+        })?;
+    Ok(event)
+}
+
 fn parse_error(state: &AppState, e: EventError) -> Response {
     state.metrics.events.with_label_values(&["invalid"]).inc();
     error(StatusCode::BAD_REQUEST, e.code, e.message)
@@ -115,7 +132,7 @@ pub struct BatchResults {
     request_body = crate::openapi::EventFields,
     responses(
         (status = 202, description = "Accepted: the broker confirmed it", body = Accepted),
-        (status = 400, description = "Invalid envelope; `code` names the field", body = ErrorBody),
+        (status = 400, description = "Invalid envelope (`code` names the field), or `data` against its type's schema (`schema_mismatch`, the message naming the JSON path)", body = ErrorBody),
         (status = 401, description = "Missing or wrong ingest token", body = ErrorBody),
         (status = 413, description = "Body over ingest.max_event_bytes", body = ErrorBody),
         (status = 503, description = "Broker unreachable or shutting down; nothing was published", body = ErrorBody),
@@ -128,7 +145,7 @@ pub async fn publish_one(
     let response = match (draining(&state), body) {
         (Some(response), _) => response,
         (None, Err(rejection)) => body_rejection(&state, rejection),
-        (None, Ok(body)) => match Event::parse(&body, Utc::now(), || ids::new_id("evt")) {
+        (None, Ok(body)) => match parse(&state, &body, Utc::now()) {
             Err(e) => parse_error(&state, e),
             Ok(event) => match publish(&state, &event).await {
                 Ok(()) => {
@@ -225,7 +242,7 @@ async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Respons
     let now = Utc::now();
     let parsed: Vec<Result<Event, EventError>> = events
         .into_iter()
-        .map(|raw| Event::parse(raw.get().as_bytes(), now, || ids::new_id("evt")))
+        .map(|raw| parse(state, raw.get().as_bytes(), now))
         .collect();
     // All publishes go out together; their confirms are awaited together.
     let outcomes = join_all(parsed.iter().map(|p| async move {

@@ -1,7 +1,9 @@
-//! Ingest: accepts events over HTTP, validates them, and answers `202` only
-//! after RabbitMQ confirmed the publish to `hookline.events`.
+//! Ingest: accepts events over HTTP, validates them (the envelope, and
+//! `data` against the catalogue's schema of its type), and answers `202`
+//! only after RabbitMQ confirmed the publish to `hookline.events`.
 
 pub mod auth;
+pub mod catalogue;
 pub mod config;
 pub mod handlers;
 pub mod metrics;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub tokens: auth::ProducerTokens,
     /// Cancelled on shutdown: new requests get 503 while open ones finish.
     pub draining: tokio_util::sync::CancellationToken,
+    /// The event types' schemas that `data` is checked against.
+    pub catalogue: hookline_catalogue::SharedCatalogue,
 }
 
 /// Runs ingest until `shutdown.token` is cancelled.
@@ -60,7 +64,14 @@ pub async fn run(
         config: config.clone(),
         tokens: auth::ProducerTokens::new(config.tokens.iter().map(|t| t.expose())),
         draining: shutdown.token.clone(),
+        catalogue: hookline_catalogue::SharedCatalogue::default(),
     });
+    catalogue::spawn(
+        &shutdown,
+        &config,
+        state.catalogue.clone(),
+        metrics.control_ignored.clone(),
+    );
     spawn_broker_watch(&shutdown, state.clone(), readiness.clone());
     hookline_runtime::health::spawn_ready_gauge(
         &shutdown,

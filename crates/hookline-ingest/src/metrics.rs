@@ -18,6 +18,9 @@ pub struct Metrics {
     pub reconnects: IntCounter,
     /// `hookline_ready{service="ingest"}`.
     pub ready: IntGauge,
+    /// `hookline_control_messages_ignored_total{service="ingest"}`: ingest
+    /// listens to `hookline.control` for catalogue changes.
+    pub control_ignored: IntCounter,
 }
 
 impl Metrics {
@@ -43,6 +46,7 @@ impl Metrics {
             confirm_seconds: hookline_runtime::metrics::confirm_histogram("ingest")?,
             reconnects: hookline_runtime::metrics::reconnects_counter("ingest")?,
             ready: hookline_runtime::metrics::ready_gauge("ingest")?,
+            control_ignored: hookline_runtime::metrics::control_ignored_counter("ingest")?,
         };
         for outcome in ["accepted", "invalid", "rejected"] {
             metrics.events.with_label_values(&[outcome]);
@@ -52,6 +56,7 @@ impl Metrics {
         registry.register(Box::new(metrics.confirm_seconds.clone()))?;
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.control_ignored.clone()))?;
         Ok(metrics)
     }
 }

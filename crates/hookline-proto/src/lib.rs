@@ -41,7 +41,7 @@ impl SubscriptionChanged {
             ChangeKind::Deleted => "deleted",
             ChangeKind::Disabled => "disabled",
             ChangeKind::Slow => "slow",
-            ChangeKind::Mark | ChangeKind::Unspecified => "",
+            ChangeKind::Mark | ChangeKind::Catalogue | ChangeKind::Unspecified => "",
         };
         Self {
             schema_version: SCHEMA_VERSION,

@@ -14,6 +14,8 @@ mod form;
 mod options;
 mod plan;
 mod template;
+#[cfg(test)]
+mod validator_proptests;
 
 pub use filter::{Filter, FilterError, FilterInput, FilterSyntaxError, FIELDS};
 pub use form::{flatten, form_body};

@@ -2,8 +2,10 @@
 //! (which loads it) read it, and the one way a subscription becomes the
 //! shape of its deliveries: URL, scheme, sealed secrets (with the rotation
 //! overlap rule) and sealed headers. Tasks are built from that shape by
-//! fanout, test sends and replays alike (`DeliveryTask::reshape`).
+//! fanout, test sends and replays alike (`DeliveryTask::reshape`). Also
+//! the catalogue's schemas, which fanout checks events against.
 
+pub mod event_types;
 pub mod request;
 pub mod shape;
 pub mod subscriptions;

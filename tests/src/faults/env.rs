@@ -84,6 +84,10 @@ impl FaultEnv {
             if options.services.contains(&service) {
                 let base = spawn_in_process(service, &settings, &shutdown).await;
                 wait_ready(&base, Duration::from_secs(30)).await;
+                if service == Service::Api {
+                    // Ingest reads the catalogue from this api.
+                    settings.ingest.api_url.clone_from(&base);
+                }
                 bases[service as usize] = base;
             }
         }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::openapi::{EVENT_TYPE, EVENT_TYPES};
 use super::views::{self, List};
 use crate::auth::Caller;
+use crate::control::Announcement;
 use crate::cursor::Page;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -178,6 +179,7 @@ pub(super) async fn put(
     invalid_name(&name)?;
     let row = entry(name, &body)?;
     let stored = event_types::put(state.db.pool()?, &row).await?;
+    state.notifier.announce(Announcement::catalogue()).await;
     Ok(Json(view(stored)))
 }
 
@@ -235,6 +237,7 @@ pub(super) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin("change the event type catalogue")?;
     if event_types::delete(state.db.pool()?, &name).await? {
+        state.notifier.announce(Announcement::catalogue()).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("event type", &name))
