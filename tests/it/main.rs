@@ -22,4 +22,5 @@ mod shapes;
 mod shutdown;
 mod signing;
 mod templates;
+mod tools;
 mod trust;

@@ -1,6 +1,11 @@
-//! The `hookline` binary: runs one service, or all four in one process, and
-//! offers `verify` for customers debugging their signature checks.
+//! The `hookline` binary: runs one service, or all four in one process;
+//! offers `verify` and `listen` for customers debugging their receivers, and
+//! operator commands over the api.
 
+mod listen;
+mod operate;
+mod remote;
+mod table;
 mod verify;
 
 use std::path::PathBuf;
@@ -34,6 +39,29 @@ enum Command {
     All,
     /// Checks a saved delivery's signature against a secret.
     Verify(verify::Args),
+    /// A local receiver that prints and verifies every delivery.
+    Listen(Box<listen::Args>),
+    /// List, create and delete subscriptions through the api.
+    Subscriptions {
+        #[command(subcommand)]
+        command: operate::Subscriptions,
+        #[command(flatten)]
+        common: operate::Common,
+    },
+    /// List and replay dead letters through the api.
+    DeadLetters {
+        #[command(subcommand)]
+        command: operate::DeadLetters,
+        #[command(flatten)]
+        common: operate::Common,
+    },
+    /// Send an event through ingest.
+    Events {
+        #[command(subcommand)]
+        command: operate::Events,
+        #[command(flatten)]
+        common: operate::Common,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -58,8 +86,20 @@ impl Service {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Verify(args) = &cli.command {
-        return verify::run(args);
+    // The tools need no configuration file: they talk to running services.
+    match cli.command {
+        Command::Verify(args) => return verify::run(&args),
+        Command::Listen(args) => return listen::run(*args),
+        Command::Subscriptions { command, common } => {
+            return operate::run(operate::Operation::Subscriptions(&command), &common)
+        }
+        Command::DeadLetters { command, common } => {
+            return operate::run(operate::Operation::DeadLetters(&command), &common)
+        }
+        Command::Events { command, common } => {
+            return operate::run(operate::Operation::Events(&command), &common)
+        }
+        _ => {}
     }
     let settings = match hookline_config::load(cli.config.as_deref()) {
         Ok(settings) => settings,
@@ -79,7 +119,11 @@ fn main() -> ExitCode {
             Service::Fanout,
             Service::Deliverer,
         ],
-        Command::Verify(_) => unreachable!("handled above"),
+        Command::Verify(_)
+        | Command::Listen(_)
+        | Command::Subscriptions { .. }
+        | Command::DeadLetters { .. }
+        | Command::Events { .. } => unreachable!("handled above"),
     };
     for service in &services {
         let (key, listen) = service.listener(&settings);

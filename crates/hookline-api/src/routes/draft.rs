@@ -61,17 +61,22 @@ pub(crate) struct SubscriptionFields {
     /// A secret of your own; generated when absent.
     secret: Option<String>,
     /// Static headers for every delivery; not the signature's.
+    #[schema(example = json!({"Authorization": "Bearer receivers-token"}))]
     headers: Option<BTreeMap<String, String>>,
     /// `POST` (the default), `PUT`, `PATCH`, `DELETE` or `GET` (no body: the
     /// form-encoded fields go in the query).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, example = "PUT")]
     method: Option<()>,
     /// `{"format": "json" | "form", "template": …}`: Jinja merge fields over
     /// `type`, `id`, `tenant`, `timestamp` and `data`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, example = json!({
+        "format": "form",
+        "template": {"email": "{{ data.contact.email }}", "event": "{{ type }}"}
+    }))]
     body: Option<()>,
     /// A CEL expression over the same fields; only events for which it is
     /// `true` are delivered.
+    #[schema(example = "data.amount > 100 && data.stage == 'won'")]
     filter: Option<String>,
 }
 

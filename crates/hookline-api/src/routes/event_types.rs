@@ -33,6 +33,7 @@ pub(crate) struct EventTypeView {
     #[schema(rename = "type")]
     name: String,
     /// For people choosing events.
+    #[schema(example = "A lead was added")]
     description: String,
     /// JSON Schema of the events' `data`; null when any object is accepted.
     #[schema(value_type = Option<Object>)]
@@ -61,10 +62,17 @@ pub(crate) struct EventTypeFields {
     /// Up to 2,000 characters.
     description: Option<String>,
     /// A JSON Schema object; it must compile.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, example = json!({
+        "type": "object",
+        "required": ["contact"],
+        "properties": {"contact": {"type": "object", "required": ["email"],
+            "properties": {"email": {"type": "string"}}}}
+    }))]
     schema: Option<()>,
     /// An object; with a schema, it must satisfy it.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, example = json!({
+        "contact": {"email": "ana@example.com", "first_name": "Ana"}
+    }))]
     example: Option<()>,
 }
 

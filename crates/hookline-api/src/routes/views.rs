@@ -40,12 +40,14 @@ pub(crate) struct SubscriptionView {
     #[schema(value_type = BTreeMap<String, String>)]
     headers: Value,
     /// The HTTP method of its deliveries.
+    #[schema(example = "POST")]
     method: String,
     /// The body's format and template (`{"format": "json"}` is the
     /// standard body).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = json!({"format": "json"}))]
     body: Value,
     /// The CEL filter, if any.
+    #[schema(example = "data.amount > 100")]
     filter: Option<String>,
     /// RFC 3339 UTC with milliseconds.
     created_at: String,
