@@ -26,3 +26,28 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "[tools] installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
+# The libraries of the producer examples in examples/producers (pika, amqplib).
+# Best effort: their test skips, saying so, when a library is not there.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import pika' 2>/dev/null \
+  && ! /usr/bin/python3 -c 'import pika' 2>/dev/null; then
+  echo "[tools] installing python3-pika"
+  { DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends python3-pika \
+    || { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+         as_root apt-get install -y -qq --no-install-recommends python3-pika; }; } >/dev/null 2>&1 \
+    || echo "[tools] python3-pika not installable: the Python producer test will skip"
+fi
+producers="$(cd "$(dirname "$0")/.." && pwd)/examples/producers"
+if command -v npm >/dev/null 2>&1 && [ ! -d "$producers/node_modules/amqplib" ]; then
+  echo "[tools] installing amqplib for examples/producers"
+  (cd "$producers" && timeout 180 npm ci --no-audit --no-fund --silent >/dev/null 2>&1) \
+    || echo "[tools] npm could not install amqplib: the Node producer test will skip"
+fi
+# Python's standardwebhooks for examples/receivers, into the examples' own
+# directory (nothing system-wide; the test puts it on PYTHONPATH).
+receivers="$(cd "$(dirname "$0")/.." && pwd)/examples/receivers"
+if command -v python3 >/dev/null 2>&1 && [ ! -d "$receivers/.pylib/standardwebhooks" ]; then
+  echo "[tools] installing standardwebhooks for examples/receivers"
+  timeout 180 python3 -m pip install --quiet --disable-pip-version-check --target "$receivers/.pylib" \
+    standardwebhooks >/dev/null 2>&1 \
+    || echo "[tools] pip could not install standardwebhooks: that receiver example's test will skip"
+fi

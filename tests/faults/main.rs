@@ -6,6 +6,7 @@
 
 mod alarm;
 mod broker;
+mod client;
 mod crashes;
 mod database;
 mod poison;

@@ -4,6 +4,7 @@
 mod api;
 mod catalogue;
 mod catalogue_checks;
+mod client;
 mod control;
 mod fairness;
 mod http_limits;
@@ -13,6 +14,8 @@ mod migrations;
 mod observability;
 mod parking;
 mod pipeline;
+mod producers;
+mod receiver_examples;
 mod receivers;
 mod redelivery;
 mod retries;
