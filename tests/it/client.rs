@@ -12,6 +12,9 @@ use hookline_tests::{eventually, Receiver, Reply, TestEnv};
 use serde::Serialize;
 use serde_json::json;
 
+/// A producer's trace context, as its OpenTelemetry SDK would format it.
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
 /// A producer's own type, as the builder takes it.
 #[derive(Serialize)]
 struct Lead {
@@ -54,10 +57,17 @@ async fn an_amqp_publish_returns_after_the_confirm_and_the_event_is_delivered() 
     env.subscribe("acme", &receiver.url("/amqp"), &["lead.*"])
         .await;
     let publisher = AmqpPublisher::new(env.amqp_url(), AmqpOptions::default());
-    let published = publisher
-        .publish(&lead("evt_amqp_1"))
-        .await
-        .expect("confirmed");
+    // The producer's own trace context travels with the event.
+    let traced = Event::builder("acme", "lead.created")
+        .id("evt_amqp_1")
+        .data(&Lead {
+            email: "evt_amqp_1@example.com".into(),
+            score: 7,
+        })
+        .traceparent(TRACEPARENT)
+        .build()
+        .expect("valid");
+    let published = publisher.publish(&traced).await.expect("confirmed");
     assert_eq!(published.id, "evt_amqp_1");
     let batch: Vec<Event> = (2..=4).map(|i| lead(&format!("evt_amqp_{i}"))).collect();
     let results = publisher.publish_batch(&batch).await.expect("batch");
@@ -68,6 +78,13 @@ async fn an_amqp_publish_returns_after_the_confirm_and_the_event_is_delivered() 
         &["evt_amqp_1", "evt_amqp_2", "evt_amqp_3", "evt_amqp_4"],
     )
     .await;
+    let first = receiver
+        .requests("/amqp")
+        .into_iter()
+        .find(|r| r.json()["id"] == "evt_amqp_1")
+        .expect("evt_amqp_1");
+    let header = first.header("traceparent").unwrap_or_default().to_string();
+    assert!(header.starts_with(&TRACEPARENT[..35]), "{header}");
     env.stop().await;
 }
 

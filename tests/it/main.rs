@@ -26,4 +26,5 @@ mod shutdown;
 mod signing;
 mod templates;
 mod tools;
+mod traces;
 mod trust;

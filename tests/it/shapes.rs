@@ -416,6 +416,9 @@ async fn a_preview_is_byte_for_byte_the_request_the_receiver_gets_and_sends_noth
             if name == "webhook-timestamp" || name == "webhook-signature" {
                 continue; // signed at a different second
             }
+            if name == "traceparent" {
+                continue; // a new span for every attempt
+            }
             assert_eq!(
                 got.header(name),
                 Some(value.as_str()),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::{Mutex, Semaphore};
 
@@ -276,12 +277,24 @@ impl AmqpPublisher {
     }
 }
 
-/// Persistent JSON, with the event id as the message id.
+/// Persistent JSON, with the event id as the message id and the trace
+/// context, when there is one, in the `traceparent` header.
 fn properties(event: &Event) -> BasicProperties {
-    BasicProperties::default()
+    let properties = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
-        .with_message_id(event.id().into())
+        .with_message_id(event.id().into());
+    match event.traceparent() {
+        Some(traceparent) => {
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(traceparent.into()),
+            );
+            properties.with_headers(headers)
+        }
+        None => properties,
+    }
 }
 
 /// `delay` scaled by a random factor in [0.5, 1.5), so that many producers
@@ -308,5 +321,28 @@ impl Publisher for AmqpPublisher {
             }
             Ok(results)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trace_context_goes_in_the_traceparent_header() {
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let event = Event::builder("acme", "lead.created")
+            .traceparent(traceparent)
+            .build()
+            .expect("valid");
+        let headers = properties(&event).headers().clone().expect("headers");
+        assert_eq!(
+            headers.inner().get("traceparent"),
+            Some(&AMQPValue::LongString(traceparent.into()))
+        );
+        let plain = Event::builder("acme", "lead.created")
+            .build()
+            .expect("valid");
+        assert!(properties(&plain).headers().is_none());
     }
 }

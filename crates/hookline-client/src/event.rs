@@ -40,6 +40,8 @@ pub struct Event {
     event_type: String,
     occurred_at: String,
     data: Map<String, Value>,
+    #[serde(skip)]
+    traceparent: Option<String>,
 }
 
 impl Event {
@@ -51,6 +53,7 @@ impl Event {
             id: None,
             occurred_at: None,
             data: Ok(Map::new()),
+            traceparent: None,
         }
     }
 
@@ -69,6 +72,12 @@ impl Event {
         &self.event_type
     }
 
+    /// The W3C trace context sent with the event (`traceparent` header),
+    /// so the producer's trace continues to the receiver.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+
     /// The envelope as JSON bytes, exactly as it is published.
     pub fn to_json(&self) -> Vec<u8> {
         // A map of strings and JSON values always serializes.
@@ -84,6 +93,7 @@ pub struct EventBuilder {
     id: Option<String>,
     occurred_at: Option<DateTime<Utc>>,
     data: Result<Map<String, Value>, EventError>,
+    traceparent: Option<String>,
 }
 
 impl EventBuilder {
@@ -107,6 +117,13 @@ impl EventBuilder {
     /// When it happened; now when not given.
     pub fn occurred_at(mut self, time: DateTime<Utc>) -> Self {
         self.occurred_at = Some(time);
+        self
+    }
+
+    /// The producer's current W3C `traceparent`, e.g. from its own
+    /// OpenTelemetry span; Hookline's hops and the webhook continue it.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
         self
     }
 
@@ -138,6 +155,7 @@ impl EventBuilder {
             event_type: self.event_type,
             occurred_at,
             data,
+            traceparent: self.traceparent,
         })
     }
 }

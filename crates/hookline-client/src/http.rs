@@ -69,7 +69,12 @@ impl HttpPublisher {
         })
     }
 
-    async fn post_once(&self, path: &str, body: &[u8]) -> Result<Value, Failed> {
+    async fn post_once(
+        &self,
+        path: &str,
+        body: &[u8],
+        traceparent: Option<&str>,
+    ) -> Result<Value, Failed> {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -77,6 +82,9 @@ impl HttpPublisher {
             .body(body.to_vec());
         if let Some(token) = &self.options.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
         }
         let response = request
             .send()
@@ -106,11 +114,16 @@ impl HttpPublisher {
     /// Posts until accepted, refused, or past the deadline. A retry carries
     /// the same body, so the same event ids: at least once, deduplicated
     /// by receivers on the id.
-    async fn post(&self, path: &str, body: &[u8]) -> Result<Value, PublishError> {
+    async fn post(
+        &self,
+        path: &str,
+        body: &[u8],
+        traceparent: Option<&str>,
+    ) -> Result<Value, PublishError> {
         let started = Instant::now();
         let mut delay = self.options.backoff_initial;
         loop {
-            match self.post_once(path, body).await {
+            match self.post_once(path, body, traceparent).await {
                 Ok(value) => return Ok(value),
                 Err(Failed::Refused(error)) => return Err(error),
                 Err(Failed::Retry(reason)) => {
@@ -131,7 +144,9 @@ impl HttpPublisher {
 impl Publisher for HttpPublisher {
     fn publish<'a>(&'a self, event: &'a Event) -> Publishing<'a, Published> {
         Box::pin(async move {
-            let answer = self.post("/v1/events", &event.to_json()).await?;
+            let answer = self
+                .post("/v1/events", &event.to_json(), event.traceparent())
+                .await?;
             Ok(Published {
                 id: answer["id"].as_str().unwrap_or(event.id()).to_string(),
             })
@@ -147,7 +162,9 @@ impl Publisher for HttpPublisher {
             for chunk in events.chunks(MAX_BATCH) {
                 let body = json!({ "events": chunk });
                 let body = serde_json::to_vec(&body).unwrap_or_default();
-                let answer = self.post("/v1/events/batch", &body).await?;
+                // One request, one trace context: the first event's.
+                let traceparent = chunk.first().and_then(Event::traceparent);
+                let answer = self.post("/v1/events/batch", &body, traceparent).await?;
                 let answers = answer["results"].as_array().cloned().unwrap_or_default();
                 for i in 0..chunk.len() {
                     let one = answers.get(i).cloned().unwrap_or(Value::Null);

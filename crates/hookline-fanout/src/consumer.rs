@@ -14,6 +14,7 @@ use hookline_amqp::{
     declare, redelivered_too_often, AmqpError, ConfirmedPublisher, PendingConfirm, DELIVERY_LIMIT,
 };
 use hookline_catalogue::{SchemaViolation, SharedCatalogue};
+use hookline_model::trace::{TraceParent, TRACEPARENT};
 use hookline_model::{ids, Event};
 use hookline_proto::{DeliveryTask, Message, SCHEMA_VERSION};
 use hookline_render::FilterInput;
@@ -153,6 +154,19 @@ async fn ack_in_order(mut rx: mpsc::Receiver<Pending>, metrics: Metrics) {
     }
 }
 
+/// The `traceparent` header of an event message, or a new trace when it
+/// has none (or a malformed one).
+fn event_trace(headers: Option<&FieldTable>) -> TraceParent {
+    let incoming = headers
+        .and_then(|h| h.inner().get(TRACEPARENT))
+        .and_then(|value| match value {
+            AMQPValue::LongString(text) => Some(text.to_string()),
+            AMQPValue::ShortString(text) => Some(text.as_str().to_string()),
+            _ => None,
+        });
+    TraceParent::continue_or_start(incoming.as_deref())
+}
+
 /// What an event is checked and matched against.
 #[derive(Clone, Copy)]
 struct Checked<'a> {
@@ -248,6 +262,9 @@ async fn fan_out(
     let no_envelope = serde_json::Value::Null;
     let envelope = envelope.as_ref().unwrap_or(&no_envelope);
     let properties = hookline_amqp::protobuf_properties();
+    // The event's trace, as ingest or an AMQP producer passed it; each task
+    // is a span of it.
+    let trace = event_trace(delivery.properties.headers().as_ref());
     let mut pending = Vec::with_capacity(targets.len());
     let to_lane = lanes.routed(targets.iter().map(|t| t.id.as_str()));
     let to_lanes = to_lane.iter().filter(|routed| **routed).count() as u64;
@@ -267,6 +284,7 @@ async fn fan_out(
         // replays and deliverers re-shaping old tasks use it too).
         task.reshape(&target.shape, target.revision);
         task.headers.clone_from(&target.legacy_headers);
+        task.traceparent = trace.child().to_string();
         hookline_store::apply_plan(&mut task, target.plan.as_deref(), envelope, &body);
         let (exchange, routing_key) = if to_lane {
             (LANES_EXCHANGE, target.id.as_str())

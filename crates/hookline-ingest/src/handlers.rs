@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -15,7 +15,9 @@ use hookline_amqp::names::EVENTS_EXCHANGE;
 use hookline_amqp::AmqpError;
 use hookline_catalogue::SchemaViolation;
 use hookline_model::error_body::ErrorBody;
+use hookline_model::trace::{TraceParent, TRACEPARENT};
 use hookline_model::{ids, Event, EventError};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -66,10 +68,17 @@ fn draining(state: &AppState) -> Option<Response> {
     })
 }
 
-async fn publish(state: &AppState, event: &Event) -> Result<(), AmqpError> {
+/// Publishes one event with its trace context in the `traceparent` header.
+async fn publish(state: &AppState, event: &Event, trace: TraceParent) -> Result<(), AmqpError> {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        TRACEPARENT.into(),
+        AMQPValue::LongString(trace.to_string().into()),
+    );
     let properties = BasicProperties::default()
         .with_content_type("application/json".into())
-        .with_message_id(event.id.clone().into());
+        .with_message_id(event.id.clone().into())
+        .with_headers(headers);
     state
         .publisher
         .publish_confirmed(
@@ -139,15 +148,17 @@ pub struct BatchResults {
     ))]
 pub async fn publish_one(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let trace = request_trace(&headers);
     let started = Instant::now();
     let response = match (draining(&state), body) {
         (Some(response), _) => response,
         (None, Err(rejection)) => body_rejection(&state, rejection),
         (None, Ok(body)) => match parse(&state, &body, Utc::now()) {
             Err(e) => parse_error(&state, e),
-            Ok(event) => match publish(&state, &event).await {
+            Ok(event) => match publish(&state, &event, trace).await {
                 Ok(()) => {
                     state.metrics.events.with_label_values(&["accepted"]).inc();
                     (StatusCode::ACCEPTED, Json(Accepted { id: event.id })).into_response()
@@ -182,10 +193,11 @@ pub async fn publish_one(
     ))]
 pub async fn publish_batch(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let response = batch(&state, body).await;
+    let response = batch(&state, request_trace(&headers), body).await;
     state
         .metrics
         .request_seconds
@@ -201,7 +213,19 @@ struct Batch<'a> {
     events: Vec<&'a serde_json::value::RawValue>,
 }
 
-async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Response {
+/// The request's trace context continued (a new trace without one); a
+/// producer's own trace thus reaches the receiver's.
+fn request_trace(headers: &HeaderMap) -> TraceParent {
+    let incoming = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
+    TraceParent::continue_or_start(incoming)
+}
+
+/// `trace` is the request's span: each event of the batch is a child of it.
+async fn batch(
+    state: &AppState,
+    trace: TraceParent,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     if let Some(response) = draining(state) {
         return response;
     }
@@ -247,7 +271,7 @@ async fn batch(state: &AppState, body: Result<Bytes, BytesRejection>) -> Respons
     // All publishes go out together; their confirms are awaited together.
     let outcomes = join_all(parsed.iter().map(|p| async move {
         match p {
-            Ok(event) => Some(publish(state, event).await),
+            Ok(event) => Some(publish(state, event, trace.child()).await),
             Err(_) => None,
         }
     }))

@@ -9,6 +9,7 @@ pub mod matching;
 pub mod retry;
 pub mod sealed;
 pub mod ssrf;
+pub mod trace;
 pub mod versioned;
 
 pub use envelope::{Event, EventError};

@@ -7,6 +7,8 @@ use hookline_proto::DeliveryTask;
 use hookline_render::Method;
 use hookline_signature::Secret;
 
+use hookline_model::trace::{TraceParent, TRACEPARENT};
+
 use crate::sender::USER_AGENT;
 
 /// Method, URL, headers and body as they go on the wire. The headers are in
@@ -73,6 +75,14 @@ pub fn prepare(
     }
     headers.extend(credentials.headers);
     headers.extend(signed);
+    // Each attempt is a span of the event's trace, so a receiver's own trace
+    // continues it; Hookline's context replaces a static header of that name.
+    let incoming = Some(task.traceparent.as_str()).filter(|t| !t.is_empty());
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case(TRACEPARENT));
+    headers.push((
+        TRACEPARENT.to_string(),
+        TraceParent::continue_or_start(incoming).to_string(),
+    ));
     Ok(Prepared {
         method: Method::from_wire(&task.method),
         url,
