@@ -5,13 +5,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::sync::{Mutex, Semaphore};
 
+use crate::retry::{self, Backoff, Failed};
 use crate::{Event, PublishError, Published, Publisher, Publishing};
 
 /// How the AMQP publisher behaves; the defaults suit a backend that
@@ -66,14 +67,6 @@ struct Link {
     connection: Connection,
     channel: Channel,
     generation: u64,
-}
-
-/// One send's outcome when it was not confirmed.
-enum Failed {
-    /// Unknown whether the broker has it: send again.
-    Retry(String),
-    /// The broker answered, and sending again will not change the answer.
-    Refused(PublishError),
 }
 
 impl AmqpPublisher {
@@ -133,10 +126,14 @@ impl AmqpPublisher {
         }
     }
 
-    /// Sends `event` once and waits for its confirm.
-    async fn send_once(&self, event: &Event, payload: &[u8]) -> Result<(), Failed> {
-        let (channel, generation) = self.channel().await.map_err(Failed::Retry)?;
-        let confirm = match channel
+    /// Puts `event` on `channel`; the confirm comes later.
+    async fn send(
+        &self,
+        channel: &Channel,
+        event: &Event,
+        payload: &[u8],
+    ) -> lapin::Result<lapin::PublisherConfirm> {
+        channel
             .basic_publish(
                 self.options.exchange.as_str().into(),
                 event.event_type().into(),
@@ -150,7 +147,12 @@ impl AmqpPublisher {
                 properties(event),
             )
             .await
-        {
+    }
+
+    /// Sends `event` once and waits for its confirm.
+    async fn send_once(&self, event: &Event, payload: &[u8]) -> Result<(), Failed> {
+        let (channel, generation) = self.channel().await.map_err(Failed::Retry)?;
+        let confirm = match self.send(&channel, event, payload).await {
             Ok(confirm) => confirm,
             Err(error) => {
                 self.forget(generation).await;
@@ -202,29 +204,15 @@ impl AmqpPublisher {
             .await
             .map_err(|_| PublishError::Unavailable("publisher closed".into()))?;
         let payload = event.to_json();
-        let started = Instant::now();
-        let mut delay = self.options.backoff_initial;
-        loop {
-            match self.send_once(event, &payload).await {
-                Ok(()) => {
-                    return Ok(Published {
-                        id: event.id().to_string(),
-                    })
-                }
-                Err(Failed::Refused(error)) => return Err(error),
-                Err(Failed::Retry(reason)) => {
-                    let wait = jittered(delay);
-                    if started.elapsed() + wait > self.options.deadline {
-                        return Err(PublishError::Unavailable(format!(
-                            "{reason} (gave up after {:?}; publish the same event again)",
-                            started.elapsed()
-                        )));
-                    }
-                    tokio::time::sleep(wait).await;
-                    delay = (delay * 2).min(self.options.backoff_max);
-                }
-            }
-        }
+        let backoff = Backoff {
+            initial: self.options.backoff_initial,
+            max: self.options.backoff_max,
+            deadline: self.options.deadline,
+        };
+        retry::until_deadline(backoff, || self.send_once(event, &payload)).await?;
+        Ok(Published {
+            id: event.id().to_string(),
+        })
     }
 
     /// Sends a chunk without waiting between sends, then collects the
@@ -239,18 +227,7 @@ impl AmqpPublisher {
         let mut pending = Vec::with_capacity(events.len());
         if let Ok((channel, generation)) = self.channel().await {
             for event in events {
-                let sent = channel
-                    .basic_publish(
-                        self.options.exchange.as_str().into(),
-                        event.event_type().into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        &event.to_json(),
-                        properties(event),
-                    )
-                    .await;
+                let sent = self.send(&channel, event, &event.to_json()).await;
                 pending.push(sent.ok().map(|confirm| (confirm, generation)));
             }
         }
@@ -295,13 +272,6 @@ fn properties(event: &Event) -> BasicProperties {
         }
         None => properties,
     }
-}
-
-/// `delay` scaled by a random factor in [0.5, 1.5), so that many producers
-/// cut off together do not reconnect together.
-fn jittered(delay: Duration) -> Duration {
-    let random = (ulid::Ulid::new().random() % 1000) as f64 / 1000.0;
-    delay.mul_f64(0.5 + random)
 }
 
 impl Publisher for AmqpPublisher {

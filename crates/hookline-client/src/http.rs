@@ -2,10 +2,11 @@
 //! A `503` (the broker did not confirm in time) or a lost connection is
 //! retried with the same event id, with a growing delay, until the deadline.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::retry::{self, Backoff, Failed};
 use crate::{Event, PublishError, Published, Publisher, Publishing};
 
 /// Ingest takes at most this many events per batch request.
@@ -44,12 +45,6 @@ pub struct HttpPublisher {
     base: String,
     http: reqwest::Client,
     options: HttpOptions,
-}
-
-/// One request's outcome when it was not accepted.
-enum Failed {
-    Retry(String),
-    Refused(PublishError),
 }
 
 impl HttpPublisher {
@@ -120,24 +115,12 @@ impl HttpPublisher {
         body: &[u8],
         traceparent: Option<&str>,
     ) -> Result<Value, PublishError> {
-        let started = Instant::now();
-        let mut delay = self.options.backoff_initial;
-        loop {
-            match self.post_once(path, body, traceparent).await {
-                Ok(value) => return Ok(value),
-                Err(Failed::Refused(error)) => return Err(error),
-                Err(Failed::Retry(reason)) => {
-                    if started.elapsed() + delay > self.options.deadline {
-                        return Err(PublishError::Unavailable(format!(
-                            "{reason} (gave up after {:?}; publish the same event again)",
-                            started.elapsed()
-                        )));
-                    }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.options.backoff_max);
-                }
-            }
-        }
+        let backoff = Backoff {
+            initial: self.options.backoff_initial,
+            max: self.options.backoff_max,
+            deadline: self.options.deadline,
+        };
+        retry::until_deadline(backoff, || self.post_once(path, body, traceparent)).await
     }
 }
 

@@ -28,6 +28,8 @@ mod error;
 mod event;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(any(feature = "amqp", feature = "http"))]
+mod retry;
 
 use std::future::Future;
 use std::pin::Pin;

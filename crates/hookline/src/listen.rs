@@ -61,8 +61,8 @@ enum Keys {
     Subscription {
         remote: Remote,
         path: String,
-        current: Option<(SignatureScheme, Secret)>,
-        fetched: Option<Instant>,
+        current: (SignatureScheme, Secret),
+        fetched: Instant,
     },
 }
 
@@ -149,8 +149,8 @@ async fn keys(args: &Args) -> Result<(Keys, String), String> {
         Keys::Subscription {
             remote,
             path,
-            current: Some(current),
-            fetched: Some(Instant::now()),
+            current,
+            fetched: Instant::now(),
         },
         format!("verifying with the secret of {id}"),
     ))
@@ -254,23 +254,19 @@ impl Listener {
                 current,
                 fetched,
             } => {
-                let first = match current {
-                    Some((scheme, secret)) => check(scheme, secret),
-                    None => Err("no secret yet".to_string()),
-                };
-                let Err(reason) = first else {
+                let Err(reason) = check(&current.0, &current.1) else {
                     return Verdict::Valid;
                 };
                 // Read the subscription again, at most once a second, in
                 // case its secret was rotated or its scheme changed.
-                if fetched.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+                if fetched.elapsed() < Duration::from_secs(1) {
                     return Verdict::Invalid(reason);
                 }
-                *fetched = Some(Instant::now());
+                *fetched = Instant::now();
                 match fetch(remote, path).await {
                     Ok(fresh) => {
                         let again = check(&fresh.0, &fresh.1);
-                        *current = Some(fresh);
+                        *current = fresh;
                         match again {
                             Ok(()) => Verdict::Valid,
                             Err(reason) => Verdict::Invalid(reason),
