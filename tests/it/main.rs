@@ -12,6 +12,7 @@ mod ingest;
 mod metrics;
 mod migrations;
 mod observability;
+mod otel;
 mod parking;
 mod pipeline;
 mod producers;

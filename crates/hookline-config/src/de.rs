@@ -177,6 +177,28 @@ pub(crate) fn optional_path<'de, D: Deserializer<'de>>(
     Ok((!path.is_empty()).then(|| path.into()))
 }
 
+/// `telemetry.otlp_endpoint`: empty means off; anything else must be an
+/// `http://` or `https://` URL, refused at start-up rather than at the
+/// first export.
+pub(crate) fn optional_http_url<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = text(deserializer)?;
+    let url = text.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(Some(url.to_owned())),
+        _ => Err(de::Error::custom(format!(
+            "{url:?} is not an http:// or https:// URL"
+        ))),
+    }
+}
+
 /// An enum named by its variant, with the surrounding blanks that a shell
 /// or a YAML manifest leaves ignored.
 pub(crate) fn trimmed<'de, D, T>(deserializer: D) -> Result<T, D::Error>

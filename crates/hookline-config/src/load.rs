@@ -322,6 +322,24 @@ mod tests {
     }
 
     #[test]
+    fn the_otlp_endpoint_is_off_by_default_and_checked_when_set() {
+        let s = load_from(None, &env(&[])).unwrap();
+        assert_eq!(s.telemetry.otlp_endpoint, None);
+        let set = env(&[("HOOKLINE__TELEMETRY__OTLP_ENDPOINT", "http://jaeger:4318")]);
+        let s = load_from(None, &set).unwrap();
+        assert_eq!(
+            s.telemetry.otlp_endpoint.as_deref(),
+            Some("http://jaeger:4318")
+        );
+        let bad = env(&[("HOOKLINE__TELEMETRY__OTLP_ENDPOINT", "jaeger:4318")]);
+        let err = load_from(None, &bad).unwrap_err();
+        assert!(
+            err.to_string().starts_with("telemetry.otlp_endpoint:"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn amqp_url_may_list_cluster_nodes_and_each_is_checked() {
         let two = "amqp://a:5672/%2f,amqp://b:5672/%2f";
         let s = load_from(None, &env(&[("HOOKLINE__AMQP__URL", two)])).unwrap();

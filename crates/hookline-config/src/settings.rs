@@ -36,6 +36,19 @@ pub struct Settings {
     pub shutdown: ShutdownSettings,
     /// Limits of every HTTP listener (ingest, the api, the ops ports).
     pub http: HttpSettings,
+    /// `telemetry.*`: OpenTelemetry trace export, off unless an endpoint is set.
+    pub telemetry: TelemetrySettings,
+}
+
+/// Where spans go. Off by default: a trace exporter that nobody reads
+/// costs a thread and a connection per process.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP URL (`http://collector:4318`); `/v1/traces`
+    /// is added when the URL has no path. Empty: no export.
+    #[serde(deserialize_with = "de::optional_http_url")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// What one client may hold of an HTTP listener: a slow or idle client

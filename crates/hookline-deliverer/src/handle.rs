@@ -7,10 +7,13 @@ use hookline_amqp::names::{wait_queue, DEAD_QUEUE, ERROR_HEADER, OUTCOMES_EXCHAN
 use hookline_amqp::{protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::format_duration;
 use hookline_model::retry::{Classification, RetryPolicy, StatusClass};
+use hookline_model::trace::TraceParent;
 use hookline_proto::{AttemptStatus, DeadLetter, DeliveryTask, Message, SCHEMA_VERSION};
+use hookline_runtime::telemetry::continue_trace;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::admission::Admission;
 use crate::attempts::RecordSink;
@@ -118,7 +121,7 @@ impl Handler {
                 error: Some(error),
                 retry_after: None,
             };
-            return match self.after_send(&task, &result).await {
+            return match self.after_send(&task, &result, None).await {
                 Ok(()) => Disposition::Ack,
                 Err(_) => Disposition::Requeue,
             };
@@ -171,14 +174,39 @@ impl Handler {
         if self.shutdown.is_cancelled() {
             return Disposition::Requeue;
         }
+        // The attempt's span: a child of fanout's (every attempt of a task,
+        // retries included, is a sibling under it), its context sent as the
+        // webhook's `traceparent` and kept in the attempt record.
+        let span = tracing::info_span!(
+            "deliverer.attempt",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            hookline.tenant = %task.tenant,
+            hookline.event_id = %task.event_id,
+            hookline.subscription_id = %task.subscription_id,
+            hookline.attempt = task.attempt,
+            hookline.outcome = tracing::field::Empty,
+            hookline.status_class = tracing::field::Empty,
+            hookline.retry_delay = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let trace = continue_trace(&span, TraceParent::parse(&task.traceparent));
         self.metrics.inflight.inc();
-        let result = self.sender.send(&task).await;
+        let result = self
+            .sender
+            .send(&task, trace)
+            .instrument(span.clone())
+            .await;
         self.metrics.inflight.dec();
         ticket.finished(result.duration);
         // The endpoint and the worker slot are free again: waiting for the
         // broker's confirms below must not hold back the next send.
         drop((ticket, slot, own));
-        match self.after_send(&task, &result).await {
+        match self
+            .after_send(&task, &result, Some(trace))
+            .instrument(span)
+            .await
+        {
             Ok(()) => Disposition::Ack,
             Err(error) => {
                 tracing::warn!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, %error, "could not record the attempt's outcome; leaving the task for redelivery");
@@ -243,10 +271,18 @@ impl Handler {
 
     /// The next hop for this attempt, then its history record. Returning Ok
     /// means every publish was confirmed: this is where at-least-once is
-    /// decided, since the caller acks the task only then.
-    async fn after_send(&self, task: &DeliveryTask, result: &SendResult) -> Result<(), AmqpError> {
+    /// decided, since the caller acks the task only then. `trace` is the
+    /// attempt's span (none when nothing was sent), whose fields are
+    /// filled in here.
+    async fn after_send(
+        &self,
+        task: &DeliveryTask,
+        result: &SendResult,
+        trace: Option<TraceParent>,
+    ) -> Result<(), AmqpError> {
         let now = Utc::now();
         let hop = decide(task.attempt, result, &self.policy);
+        let span = tracing::Span::current();
         match result.classification {
             Classification::Succeeded if !task.test => {
                 let lag = (now.timestamp_millis() - task.occurred_at_ms).max(0) as f64 / 1000.0;
@@ -275,10 +311,9 @@ impl Handler {
                         protobuf_properties(),
                     )
                     .await?;
-                self.metrics
-                    .retries
-                    .with_label_values(&[&format_duration(delay)])
-                    .inc();
+                let delay = format_duration(delay);
+                span.record("hookline.retry_delay", delay.as_str());
+                self.metrics.retries.with_label_values(&[&delay]).inc();
             }
             NextHop::Park => self.park_dead(task, result, now).await?,
         }
@@ -287,6 +322,13 @@ impl Handler {
             self.readiness.set(KEYS, true);
         }
         let outcome = status_name(status);
+        span.record("hookline.outcome", outcome);
+        span.record("hookline.status_class", result.status_class.as_str());
+        if let Some(code) = result.response_status {
+            span.record("http.response.status_code", code);
+        }
+        let ok = status == AttemptStatus::Succeeded;
+        span.record("otel.status_code", if ok { "ok" } else { "error" });
         self.metrics
             .deliveries
             .with_label_values(&[outcome, result.status_class.as_str()])
@@ -304,7 +346,8 @@ impl Handler {
             duration_ms = result.duration.as_millis() as u64,
             "delivery attempt finished"
         );
-        let record = attempt_record(task, result, status, now);
+        let mut record = attempt_record(task, result, status, now);
+        record.traceparent = trace.map(|t| t.to_string()).unwrap_or_default();
         if status != AttemptStatus::Succeeded || self.publish_successes {
             let body = serde_json::to_vec(&attempt_view(&record)).unwrap_or_default();
             let key = format!("{outcome}.{}", task.event_type);

@@ -154,9 +154,8 @@ async fn ack_in_order(mut rx: mpsc::Receiver<Pending>, metrics: Metrics) {
     }
 }
 
-/// The `traceparent` header of an event message, or a new trace when it
-/// has none (or a malformed one).
-fn event_trace(headers: Option<&FieldTable>) -> TraceParent {
+/// The `traceparent` header of an event message, when it has a valid one.
+fn event_parent(headers: Option<&FieldTable>) -> Option<TraceParent> {
     let incoming = headers
         .and_then(|h| h.inner().get(TRACEPARENT))
         .and_then(|value| match value {
@@ -164,7 +163,7 @@ fn event_trace(headers: Option<&FieldTable>) -> TraceParent {
             AMQPValue::ShortString(text) => Some(text.as_str().to_string()),
             _ => None,
         });
-    TraceParent::continue_or_start(incoming.as_deref())
+    incoming.as_deref().and_then(TraceParent::parse)
 }
 
 /// What an event is checked and matched against.
@@ -221,6 +220,22 @@ async fn fan_out(
             });
         }
     };
+    // The `fanout.match` span, under the context ingest or an AMQP producer
+    // passed; every task of the event carries this span's context, so each
+    // attempt is a child of it.
+    let span = tracing::info_span!(
+        "fanout.match",
+        otel.kind = "consumer",
+        hookline.tenant = %event.tenant,
+        hookline.event_id = %event.id,
+        hookline.event_type = %event.event_type,
+        hookline.matched = tracing::field::Empty,
+    );
+    let trace = hookline_runtime::telemetry::continue_trace(
+        &span,
+        event_parent(delivery.properties.headers().as_ref()),
+    )
+    .to_string();
     let started = Instant::now();
     let matched = index
         .read()
@@ -249,6 +264,7 @@ async fn fan_out(
         .into_iter()
         .filter(|target| admitted(target, filter_input.as_ref(), metrics))
         .collect();
+    span.record("hookline.matched", targets.len());
     if targets.is_empty() {
         return Ok(FanoutOutcome {
             outcome: "unmatched",
@@ -262,9 +278,6 @@ async fn fan_out(
     let no_envelope = serde_json::Value::Null;
     let envelope = envelope.as_ref().unwrap_or(&no_envelope);
     let properties = hookline_amqp::protobuf_properties();
-    // The event's trace, as ingest or an AMQP producer passed it; each task
-    // is a span of it.
-    let trace = event_trace(delivery.properties.headers().as_ref());
     let mut pending = Vec::with_capacity(targets.len());
     let to_lane = lanes.routed(targets.iter().map(|t| t.id.as_str()));
     let to_lanes = to_lane.iter().filter(|routed| **routed).count() as u64;
@@ -284,7 +297,7 @@ async fn fan_out(
         // replays and deliverers re-shaping old tasks use it too).
         task.reshape(&target.shape, target.revision);
         task.headers.clone_from(&target.legacy_headers);
-        task.traceparent = trace.child().to_string();
+        task.traceparent.clone_from(&trace);
         hookline_store::apply_plan(&mut task, target.plan.as_deref(), envelope, &body);
         let (exchange, routing_key) = if to_lane {
             (LANES_EXCHANGE, target.id.as_str())

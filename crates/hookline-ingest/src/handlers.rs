@@ -20,6 +20,7 @@ use hookline_model::{ids, Event, EventError};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use serde::Serialize;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use crate::openapi::{EVENTS, EVENTS_BATCH};
@@ -68,8 +69,42 @@ fn draining(state: &AppState) -> Option<Response> {
     })
 }
 
-/// Publishes one event with its trace context in the `traceparent` header.
-async fn publish(state: &AppState, event: &Event, trace: TraceParent) -> Result<(), AmqpError> {
+/// Publishes one event with its trace context in the `traceparent` header:
+/// the `ingest.publish` span, a child of the producer's context when it
+/// sent one, the root of the event's trace otherwise.
+async fn publish(
+    state: &AppState,
+    event: &Event,
+    parent: Option<TraceParent>,
+) -> Result<(), AmqpError> {
+    let span = tracing::info_span!(
+        "ingest.publish",
+        otel.kind = "producer",
+        hookline.tenant = %event.tenant,
+        hookline.event_id = %event.id,
+        hookline.event_type = %event.event_type,
+        hookline.outcome = tracing::field::Empty,
+    );
+    let trace = hookline_runtime::telemetry::continue_trace(&span, parent);
+    let result = publish_with(state, event, trace)
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "hookline.outcome",
+        if result.is_ok() {
+            "accepted"
+        } else {
+            "rejected"
+        },
+    );
+    result
+}
+
+async fn publish_with(
+    state: &AppState,
+    event: &Event,
+    trace: TraceParent,
+) -> Result<(), AmqpError> {
     let mut headers = FieldTable::default();
     headers.insert(
         TRACEPARENT.into(),
@@ -213,17 +248,20 @@ struct Batch<'a> {
     events: Vec<&'a serde_json::value::RawValue>,
 }
 
-/// The request's trace context continued (a new trace without one); a
-/// producer's own trace thus reaches the receiver's.
-fn request_trace(headers: &HeaderMap) -> TraceParent {
-    let incoming = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok());
-    TraceParent::continue_or_start(incoming)
+/// The producer's trace context, when it sent a valid one: a producer's
+/// own trace thus reaches the receiver's.
+fn request_trace(headers: &HeaderMap) -> Option<TraceParent> {
+    headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
 }
 
-/// `trace` is the request's span: each event of the batch is a child of it.
+/// `trace` is the producer's context: each event of the batch is a span
+/// under it.
 async fn batch(
     state: &AppState,
-    trace: TraceParent,
+    trace: Option<TraceParent>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Some(response) = draining(state) {
@@ -271,7 +309,7 @@ async fn batch(
     // All publishes go out together; their confirms are awaited together.
     let outcomes = join_all(parsed.iter().map(|p| async move {
         match p {
-            Ok(event) => Some(publish(state, event, trace.child()).await),
+            Ok(event) => Some(publish(state, event, trace).await),
             Err(_) => None,
         }
     }))

@@ -87,6 +87,21 @@ impl TraceParent {
     pub fn span_id(&self) -> String {
         hex(&self.span_id)
     }
+
+    /// The raw ids and flags, for handing the context to a tracing library.
+    pub fn parts(&self) -> ([u8; 16], [u8; 8], u8) {
+        (self.trace_id, self.span_id, self.flags)
+    }
+
+    /// A context a tracing library made; `None` for the all-zero ids that
+    /// mean "no span".
+    pub fn from_parts(trace_id: [u8; 16], span_id: [u8; 8], flags: u8) -> Option<TraceParent> {
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(TraceParent {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
 }
 
 impl fmt::Display for TraceParent {

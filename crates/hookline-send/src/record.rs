@@ -30,6 +30,7 @@ pub fn attempt_record(
         error: result.error.clone().unwrap_or_default(),
         gone: result.classification == Classification::Gone,
         test: task.test,
+        traceparent: String::new(),
     }
 }
 

@@ -44,11 +44,13 @@ pub enum PrepareError {
     Sign(String),
 }
 
-/// Builds the request of `task`, signed at `now_ms` (Unix milliseconds).
+/// Builds the request of `task`, signed at `now_ms` (Unix milliseconds),
+/// with `trace` (the attempt's span) as its `traceparent`.
 pub fn prepare(
     keyring: &Keyring,
     task: &DeliveryTask,
     now_ms: i64,
+    trace: TraceParent,
 ) -> Result<Prepared, PrepareError> {
     if !task.render_error.is_empty() {
         return Err(PrepareError::Unrenderable(task.render_error.clone()));
@@ -77,12 +79,8 @@ pub fn prepare(
     headers.extend(signed);
     // Each attempt is a span of the event's trace, so a receiver's own trace
     // continues it; Hookline's context replaces a static header of that name.
-    let incoming = Some(task.traceparent.as_str()).filter(|t| !t.is_empty());
     headers.retain(|(name, _)| !name.eq_ignore_ascii_case(TRACEPARENT));
-    headers.push((
-        TRACEPARENT.to_string(),
-        TraceParent::continue_or_start(incoming).to_string(),
-    ));
+    headers.push((TRACEPARENT.to_string(), trace.to_string()));
     Ok(Prepared {
         method: Method::from_wire(&task.method),
         url,

@@ -9,6 +9,7 @@ use hookline_config::DeliverySettings;
 use hookline_model::retry::{classify_status, parse_retry_after, Classification, StatusClass};
 use hookline_model::sealed::Keyring;
 use hookline_model::ssrf::Guard;
+use hookline_model::trace::TraceParent;
 use hookline_proto::DeliveryTask;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -107,8 +108,9 @@ impl Sender {
         })
     }
 
-    /// Makes one attempt of `task`.
-    pub async fn send(&self, task: &DeliveryTask) -> SendResult {
+    /// Makes one attempt of `task`; `trace` is the attempt's span, sent as
+    /// the request's `traceparent`.
+    pub async fn send(&self, task: &DeliveryTask, trace: TraceParent) -> SendResult {
         let started = Instant::now();
         let failed = |class: StatusClass, error: String| SendResult {
             classification: Classification::Failed,
@@ -122,7 +124,7 @@ impl Sender {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        let prepared = match prepare(&self.keyring, task, now_ms) {
+        let prepared = match prepare(&self.keyring, task, now_ms, trace) {
             Ok(prepared) => prepared,
             Err(e) => {
                 let classification = match e {

@@ -135,6 +135,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // Before the runtime: the span exporter runs its own thread and client.
+    let service_name = match services.as_slice() {
+        [only] => format!(
+            "hookline-{}",
+            only.listener(&settings).0.trim_end_matches(".listen")
+        ),
+        _ => "hookline".to_string(),
+    };
+    let _telemetry = match hookline_runtime::telemetry::init_with_export(
+        &settings.log,
+        &settings.telemetry,
+        &service_name,
+    ) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("hookline: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -154,7 +173,6 @@ fn main() -> ExitCode {
 /// Starts the services, waits for SIGTERM/SIGINT, drains within the grace
 /// period.
 async fn serve(settings: Settings, services: Vec<Service>) -> anyhow::Result<()> {
-    hookline_runtime::telemetry::init(&settings.log);
     // One registry: `hookline all` exposes every family on every listener.
     let registry = hookline_runtime::metrics::new_registry();
     let root = Shutdown::new();

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use hookline_amqp::names::ATTEMPTS_QUEUE;
+use hookline_model::trace::TraceParent;
 use hookline_proto::{AttemptBatch, AttemptRecord, Message as _, SCHEMA_VERSION};
 use lapin::message::Delivery;
 use sqlx::PgConnection;
@@ -24,8 +25,17 @@ pub(crate) struct AttemptSink {
 /// What one committed write did.
 pub(crate) struct Outcome {
     written: Written,
-    attempt_times_ms: Vec<i64>,
+    recorded: Vec<Recorded>,
     parked: u64,
+}
+
+/// What is kept of a written record for after the commit: its lag, and its
+/// span in the event's trace.
+struct Recorded {
+    at_ms: i64,
+    attempt: u32,
+    id: String,
+    traceparent: String,
 }
 
 /// Decodes one message, refusing what this build cannot trust: a bad
@@ -81,7 +91,15 @@ impl Sink for AttemptSink {
         let written = attempts::write(tx, &records).await?;
         Ok(Outcome {
             written,
-            attempt_times_ms: records.iter().map(|r| r.at_ms).collect(),
+            recorded: records
+                .into_iter()
+                .map(|r| Recorded {
+                    at_ms: r.at_ms,
+                    attempt: r.attempt,
+                    id: r.id,
+                    traceparent: r.traceparent,
+                })
+                .collect(),
             parked,
         })
     }
@@ -92,10 +110,22 @@ impl Sink for AttemptSink {
             .inc_by(outcome.written.inserted);
         self.metrics.parked_messages.inc_by(outcome.parked);
         let now_ms = Utc::now().timestamp_millis();
-        for at_ms in outcome.attempt_times_ms {
+        for recorded in outcome.recorded {
+            let lag_ms = (now_ms - recorded.at_ms).max(0);
             self.metrics
                 .attempt_record_lag
-                .observe((now_ms - at_ms).max(0) as f64 / 1000.0);
+                .observe(lag_ms as f64 / 1000.0);
+            // The last hop of the event's trace: the attempt is in history.
+            if let Some(parent) = TraceParent::parse(&recorded.traceparent) {
+                let span = tracing::info_span!(
+                    "api.record_attempt",
+                    otel.kind = "consumer",
+                    hookline.attempt = recorded.attempt,
+                    hookline.attempt_id = %recorded.id,
+                    hookline.record_lag_ms = lag_ms,
+                );
+                hookline_runtime::telemetry::continue_trace(&span, Some(parent));
+            }
         }
         for gone in outcome.written.disabled {
             tracing::info!(tenant = %gone.tenant, subscription_id = %gone.id, "receiver answered 410 Gone; subscription disabled");

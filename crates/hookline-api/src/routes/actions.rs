@@ -8,6 +8,7 @@ use hookline_model::retry::Classification;
 use hookline_proto::AttemptStatus;
 use hookline_send::record::{attempt_record, attempt_view, AttemptView};
 use hookline_signature::{generate_secret, SignatureScheme};
+use tracing::Instrument;
 
 use super::openapi::{ROTATE_SECRET, TEST_SEND};
 use super::task;
@@ -49,7 +50,16 @@ pub(super) async fn test_send(
         .await?
         .and_then(|entry| entry.example);
     let task = task::test_task(&row, &event_type, example, state.keyring(), Utc::now())?;
-    let result = state.sender.send(&task).await;
+    // A test send starts its own trace: the same span as a real attempt.
+    let span = tracing::info_span!(
+        "api.test_send",
+        otel.kind = "client",
+        hookline.tenant = %tenant,
+        hookline.subscription_id = %id,
+        hookline.event_type = %event_type,
+    );
+    let trace = hookline_runtime::telemetry::continue_trace(&span, None);
+    let result = state.sender.send(&task, trace).instrument(span).await;
     let status = if result.classification == Classification::Succeeded {
         AttemptStatus::Succeeded
     } else {

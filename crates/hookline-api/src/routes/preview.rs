@@ -3,6 +3,7 @@
 //! (`hookline_send::request::prepare`), so a customer can inspect a
 //! template's output before going live. Nothing is sent or recorded.
 
+use hookline_model::trace::TraceParent;
 use std::collections::BTreeMap;
 
 use axum::extract::State;
@@ -102,14 +103,19 @@ pub(super) async fn preview(
     })
     .map_err(|e| ApiError::invalid(e.code, e.message))?;
     let (task, admitted) = task::event_task(&row, event, false, state.keyring(), now)?;
-    let prepared =
-        prepare(state.keyring(), &task, now.timestamp_millis()).map_err(|e| match e {
-            PrepareError::Unrenderable(reason) => ApiError::invalid(
-                "template_failed",
-                format!("body.template: the template fails for this event: {reason}"),
-            ),
-            other => ApiError::Internal(format!("subscription {id}: {other}")),
-        })?;
+    let prepared = prepare(
+        state.keyring(),
+        &task,
+        now.timestamp_millis(),
+        TraceParent::new_root(),
+    )
+    .map_err(|e| match e {
+        PrepareError::Unrenderable(reason) => ApiError::invalid(
+            "template_failed",
+            format!("body.template: the template fails for this event: {reason}"),
+        ),
+        other => ApiError::Internal(format!("subscription {id}: {other}")),
+    })?;
     Ok(Json(PreviewView {
         method: prepared.method.as_str().to_string(),
         url: prepared.url.to_string(),

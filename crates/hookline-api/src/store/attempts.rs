@@ -225,6 +225,7 @@ fn read(row: &PgRow) -> Result<AttemptRecord, sqlx::Error> {
             .unwrap_or_default(),
         gone: false,
         test: row.try_get("test")?,
+        traceparent: String::new(),
     })
 }
 
