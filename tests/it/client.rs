@@ -202,13 +202,7 @@ async fn an_event_that_breaks_the_envelope_rules_never_leaves_the_producer() {
 
 #[tokio::test]
 async fn an_amqp_publish_to_a_broker_without_hooklines_topology_fails_within_its_deadline() {
-    let env = TestEnv::start_with(|o| {
-        o.api = false;
-        o.ingest = false;
-        o.fanout = false;
-        o.deliverer = false;
-    })
-    .await;
+    let env = TestEnv::bare().await;
     // The vhost exists but nothing declared `hookline.events` in it.
     let publisher = AmqpPublisher::new(
         env.amqp_url(),

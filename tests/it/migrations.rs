@@ -28,13 +28,7 @@ const ALL: i64 = 5;
 /// A test's own database with nothing in it yet: no service is started, so
 /// nothing migrates behind the test's back. The env keeps the database alive.
 async fn empty_database() -> (TestEnv, sqlx::PgPool) {
-    let env = TestEnv::start_with(|o| {
-        o.api = false;
-        o.ingest = false;
-        o.fanout = false;
-        o.deliverer = false;
-    })
-    .await;
+    let env = TestEnv::bare().await;
     let pool = sqlx::PgPool::connect(env.settings.database.url.expose())
         .await
         .expect("database");

@@ -99,13 +99,7 @@ fn named<'a>(spans: &'a [Exported], name: &str) -> Vec<&'a Exported> {
 async fn one_event_is_one_trace_across_the_four_services() {
     // The env gives the vhost and database only; the services run as
     // processes of their own, each with its own exporter.
-    let env = TestEnv::start_with(|o| {
-        o.api = false;
-        o.ingest = false;
-        o.fanout = false;
-        o.deliverer = false;
-    })
-    .await;
+    let env = TestEnv::bare().await;
     let (endpoint, spans) = collector().await;
     let export: [(&str, &str); 2] = [
         ("HOOKLINE__TELEMETRY__OTLP_ENDPOINT", &endpoint),

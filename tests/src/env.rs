@@ -85,6 +85,18 @@ impl TestEnv {
         Self::start_with(|_| {}).await
     }
 
+    /// A vhost and a database only, no service: for tests that run the
+    /// services themselves (as processes) or need nothing migrated yet.
+    pub async fn bare() -> Self {
+        Self::start_with(|o| {
+            o.api = false;
+            o.ingest = false;
+            o.fanout = false;
+            o.deliverer = false;
+        })
+        .await
+    }
+
     /// Starts everything after `tweak` adjusted the options.
     pub async fn start_with(tweak: impl FnOnce(&mut TestOptions)) -> Self {
         crate::init_tracing();

@@ -234,8 +234,7 @@ async fn fan_out(
     let trace = hookline_runtime::telemetry::continue_trace(
         &span,
         event_parent(delivery.properties.headers().as_ref()),
-    )
-    .to_string();
+    );
     let started = Instant::now();
     let matched = index
         .read()
@@ -275,6 +274,7 @@ async fn fan_out(
     // Rendered once; every task of this event that sends the standard body
     // carries the same bytes.
     let body = bytes::Bytes::from(event.delivery_body(false));
+    let trace = trace.to_string();
     let no_envelope = serde_json::Value::Null;
     let envelope = envelope.as_ref().unwrap_or(&no_envelope);
     let properties = hookline_amqp::protobuf_properties();

@@ -51,24 +51,18 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs logging only, once per process; later calls (tests that start
-/// several services in one process) are no-ops.
-pub fn init(log: &LogSettings) {
-    let _ = tracing_subscriber::registry()
-        .with(fmt_layer(log))
-        .try_init();
-}
-
 /// Installs logging and, with an endpoint set, span export under the name
 /// `service` (`hookline-fanout`, or `hookline` for `hookline all`). Call it
-/// before the async runtime starts.
-pub fn init_with_export(
+/// once, before the async runtime starts.
+pub fn init(
     log: &LogSettings,
     telemetry: &TelemetrySettings,
     service: &str,
 ) -> Result<TelemetryGuard, TelemetryError> {
     let Some(endpoint) = &telemetry.otlp_endpoint else {
-        init(log);
+        let _ = tracing_subscriber::registry()
+            .with(fmt_layer(log))
+            .try_init();
         return Ok(TelemetryGuard { provider: None });
     };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -140,9 +134,15 @@ fn traces_url(endpoint: &str) -> String {
 /// returns the context to pass on to the next hop. Call it before the span
 /// is entered.
 pub fn continue_trace(span: &tracing::Span, parent: Option<TraceParent>) -> TraceParent {
-    let fallback = || parent.map_or_else(TraceParent::new_root, |p| p.child());
+    attach(span, parent).unwrap_or_else(|| parent.map_or_else(TraceParent::new_root, |p| p.child()))
+}
+
+/// Parents `span` on `parent` when spans are exported, and returns the
+/// span's own context then; `None` when nothing is exported (the last hop,
+/// which passes nothing on, needs no made-up context).
+pub fn attach(span: &tracing::Span, parent: Option<TraceParent>) -> Option<TraceParent> {
     if !EXPORTING.load(Ordering::Relaxed) || span.is_disabled() {
-        return fallback();
+        return None;
     }
     if let Some(parent) = parent {
         let (trace_id, span_id, flags) = parent.parts();
@@ -156,16 +156,13 @@ pub fn continue_trace(span: &tracing::Span, parent: Option<TraceParent>) -> Trac
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
     }
     let context = span.context();
-    let own = context.span().span_context().clone();
-    if !own.is_valid() {
-        return fallback();
-    }
+    let own_span = context.span();
+    let own = own_span.span_context();
     TraceParent::from_parts(
         own.trace_id().to_bytes(),
         own.span_id().to_bytes(),
         own.trace_flags().to_u8(),
     )
-    .unwrap_or_else(fallback)
 }
 
 #[cfg(test)]

@@ -73,6 +73,16 @@ enum Service {
 }
 
 impl Service {
+    /// The subcommand, and the section of its settings.
+    fn name(self) -> &'static str {
+        match self {
+            Service::Ingest => "ingest",
+            Service::Fanout => "fanout",
+            Service::Deliverer => "deliverer",
+            Service::Api => "api",
+        }
+    }
+
     /// The configuration key and address of the service's listener.
     fn listener(self, settings: &Settings) -> (&'static str, std::net::SocketAddr) {
         match self {
@@ -137,13 +147,10 @@ fn main() -> ExitCode {
     }
     // Before the runtime: the span exporter runs its own thread and client.
     let service_name = match services.as_slice() {
-        [only] => format!(
-            "hookline-{}",
-            only.listener(&settings).0.trim_end_matches(".listen")
-        ),
+        [only] => format!("hookline-{}", only.name()),
         _ => "hookline".to_string(),
     };
-    let _telemetry = match hookline_runtime::telemetry::init_with_export(
+    let _telemetry = match hookline_runtime::telemetry::init(
         &settings.log,
         &settings.telemetry,
         &service_name,

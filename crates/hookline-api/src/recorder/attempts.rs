@@ -124,7 +124,7 @@ impl Sink for AttemptSink {
                     hookline.attempt_id = %recorded.id,
                     hookline.record_lag_ms = lag_ms,
                 );
-                hookline_runtime::telemetry::continue_trace(&span, Some(parent));
+                hookline_runtime::telemetry::attach(&span, Some(parent));
             }
         }
         for gone in outcome.written.disabled {
