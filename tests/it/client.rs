@@ -219,3 +219,52 @@ async fn an_amqp_publish_to_a_broker_without_hooklines_topology_fails_within_its
     assert!(error.to_string().contains("NOT_FOUND"), "{error}");
     env.stop().await;
 }
+
+/// The client keeps its own copy of the envelope rules (it is published
+/// without Hookline's internal crates); this keeps the copy from drifting
+/// from what ingest and fanout accept.
+#[test]
+fn the_client_accepts_exactly_the_envelopes_hookline_accepts() {
+    let long = |n: usize| "a".repeat(n);
+    let cases: Vec<(String, String, String)> = [
+        ("acme", "lead.created", "evt_1"),
+        ("t.-_9", "a_1.b2", "a:b.c-d_e"),
+        ("", "lead.created", "evt_1"),
+        ("ac me", "lead.created", "evt_1"),
+        ("acme", "Lead.created", "evt_1"),
+        ("acme", "lead..created", "evt_1"),
+        ("acme", "lead.created.", "evt_1"),
+        ("acme", "lead-created", "evt_1"),
+        ("acme", "lead.created", "id with space"),
+        ("acme", "lead.created", "evt/1"),
+    ]
+    .into_iter()
+    .map(|(t, ty, id)| (t.to_string(), ty.to_string(), id.to_string()))
+    .chain([
+        (long(64), "lead.created".into(), "evt_1".into()),
+        (long(65), "lead.created".into(), "evt_1".into()),
+        ("acme".into(), format!("{}.x", long(253)), "evt_1".into()),
+        ("acme".into(), format!("{}.x", long(254)), "evt_1".into()),
+        ("acme".into(), "lead.created".into(), long(128)),
+        ("acme".into(), "lead.created".into(), long(129)),
+    ])
+    .collect();
+    for (tenant, event_type, id) in &cases {
+        let client = Event::builder(tenant.as_str(), event_type.as_str())
+            .id(id.as_str())
+            .data(&json!({}))
+            .build()
+            .is_ok();
+        let body = json!({"tenant": tenant, "type": event_type, "id": id, "data": {}});
+        let hookline = hookline_model::Event::parse(
+            body.to_string().as_bytes(),
+            chrono::Utc::now(),
+            String::new,
+        )
+        .is_ok();
+        assert_eq!(
+            client, hookline,
+            "tenant {tenant:?}, type {event_type:?}, id {id:?}"
+        );
+    }
+}

@@ -15,8 +15,9 @@ pub enum EventError {
     /// `tenant` is not `[A-Za-z0-9_.-]{1,64}`.
     #[error("tenant `{0}` must match [A-Za-z0-9_.-]{{1,64}}")]
     Tenant(String),
-    /// `type` is not dot-separated segments of `[a-z0-9_]`.
-    #[error("type `{0}` must be dot-separated segments of [a-z0-9_], e.g. lead.created")]
+    /// `type` is not dot-separated segments of `[a-z0-9_]`, at most 255
+    /// characters.
+    #[error("type `{0}` must be dot-separated segments of [a-z0-9_], at most 255 characters, e.g. lead.created")]
     Type(String),
     /// `id` is not `[A-Za-z0-9_.:-]{1,128}`.
     #[error("id `{0}` must be 1 to 128 characters of [A-Za-z0-9_.:-]")]
@@ -179,7 +180,7 @@ fn valid_tenant(tenant: &str) -> bool {
 }
 
 fn valid_type(event_type: &str) -> bool {
-    !event_type.is_empty()
+    (1..=255).contains(&event_type.len())
         && event_type.split('.').all(|segment| {
             !segment.is_empty()
                 && segment
