@@ -28,7 +28,7 @@ async fn work_consumers(env: &FaultEnv) -> Vec<(String, u64)> {
 }
 
 /// What a healthy pipeline looks like from the broker: one consumer on
-/// each of the five work queues with an explicit prefetch, and how many
+/// each of the six work queues with an explicit prefetch, and how many
 /// channels are in confirm mode.
 struct Baseline {
     consumers: Vec<(String, u64)>,
@@ -36,12 +36,13 @@ struct Baseline {
 }
 
 async fn healthy(env: &FaultEnv) -> Baseline {
-    const WORK_QUEUES: [&str; 5] = [
+    const WORK_QUEUES: [&str; 6] = [
         "hookline.attempts",
         "hookline.deliveries",
         "hookline.deliveries.dead",
         "hookline.deliveries.retry",
         "hookline.events.fanout",
+        "hookline.source-requests",
     ];
     let consumers = eventually(
         Duration::from_secs(15),

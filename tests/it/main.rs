@@ -25,6 +25,7 @@ mod security;
 mod shapes;
 mod shutdown;
 mod signing;
+mod sources;
 mod templates;
 mod tools;
 mod traces;

@@ -48,6 +48,11 @@ impl ApiClient {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    /// `DELETE` `path`.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(Method::DELETE, path, None).await
+    }
+
     async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
         let mut request = self
             .http

@@ -23,6 +23,8 @@ pub const RETRY_ROUTING_KEY: &str = "retry";
 pub const DEAD_QUEUE: &str = "hookline.deliveries.dead";
 /// Batches of attempt records for the api to store.
 pub const ATTEMPTS_QUEUE: &str = "hookline.attempts";
+/// Batches of inbound source requests, for the api to store.
+pub const SOURCE_REQUESTS_QUEUE: &str = "hookline.source-requests";
 /// Topic exchange of failed/dead (and optionally succeeded) attempts,
 /// routing key `<status>.<event type>`.
 pub const OUTCOMES_EXCHANGE: &str = "hookline.outcomes";

@@ -175,6 +175,12 @@ pub async fn declare(channel: &Channel, topology: &Topology) -> Result<(), AmqpE
     queue(channel, RETRY_QUEUE, work_queue_args(qt, DEAD_QUEUE)).await?;
     bind(channel, RETRY_QUEUE, RETRY_EXCHANGE, RETRY_ROUTING_KEY).await?;
     queue(channel, ATTEMPTS_QUEUE, work_queue_args(qt, DEAD_QUEUE)).await?;
+    queue(
+        channel,
+        SOURCE_REQUESTS_QUEUE,
+        work_queue_args(qt, DEAD_QUEUE),
+    )
+    .await?;
     for delay in &topology.retry_delays {
         queue(channel, &wait_queue(*delay), wait_queue_args(qt, *delay)).await?;
     }

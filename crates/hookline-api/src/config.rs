@@ -22,6 +22,9 @@ pub struct ApiConfig {
     pub grace_period: Duration,
     /// Limits of the HTTP listener (`http.*`).
     pub http: hookline_config::HttpSettings,
+    /// Where senders reach ingest, for the URLs of sources
+    /// (`ingest.public_url`).
+    pub ingest_public_url: String,
 }
 
 impl ApiConfig {
@@ -34,6 +37,7 @@ impl ApiConfig {
             delivery: settings.delivery.clone(),
             grace_period: settings.shutdown.grace_period,
             http: settings.http,
+            ingest_public_url: settings.ingest.public_url(),
         }
     }
 }

@@ -61,6 +61,11 @@ impl Announcement {
         Self::bare("", "", ChangeKind::Catalogue, 0)
     }
 
+    /// A source was created or deleted: ingests reload the sources whole.
+    pub fn sources(tenant: &str, source_id: &str) -> Self {
+        Self::bare(tenant, source_id, ChangeKind::Sources, 0)
+    }
+
     /// A disable by a 410 Gone answer.
     pub fn disabled(tenant: &str, subscription_id: &str, revision: i64) -> Self {
         Self::bare(tenant, subscription_id, ChangeKind::Disabled, revision)

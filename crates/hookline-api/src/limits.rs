@@ -3,6 +3,7 @@
 //! per-tenant budget for test sends and replays, which make real requests
 //! to customers' endpoints.
 
+use hookline_runtime::buckets::KeyedBuckets;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -42,39 +43,19 @@ impl UnknownTokens {
 }
 
 /// A token bucket per tenant: `per_minute` requests, refilled evenly.
-pub(crate) struct TenantBudget {
-    per_minute: u32,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
+pub(crate) struct TenantBudget(KeyedBuckets<String>);
 
 impl TenantBudget {
     /// `per_minute` requests a minute per tenant, in bursts of as many.
     pub(crate) fn new(per_minute: u32) -> Self {
-        Self {
-            per_minute,
-            buckets: Mutex::default(),
-        }
+        let capacity = f64::from(per_minute.max(1));
+        Self(KeyedBuckets::new(capacity, capacity / 60.0))
     }
 
     /// Takes one request from `tenant`'s budget, or says how long until one
     /// is available.
     pub(crate) fn take(&self, tenant: &str) -> Result<(), Duration> {
-        let capacity = f64::from(self.per_minute.max(1));
-        let per_second = capacity / 60.0;
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock();
-        if buckets.len() > 100_000 {
-            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
-        }
-        let (tokens, at) = buckets.entry(tenant.to_string()).or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(capacity);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / per_second))
-        }
+        self.0.take(&tenant.to_string())
     }
 }
 

@@ -1,4 +1,5 @@
-//! Pruning what the store keeps by age: attempts (`api.attempt_retention`),
+//! Pruning what the store keeps by age: attempts and inbound source
+//! requests (`api.attempt_retention`),
 //! dead letters (`api.dead_letter_retention`) and parked messages
 //! (`api.parked_retention`). Dead letters and parked messages hold event
 //! bodies, so they must not outlive the retention an operator promised.
@@ -32,6 +33,11 @@ impl Rule {
             Rule {
                 table: "attempts",
                 column: "at",
+                retention: api.attempt_retention,
+            },
+            Rule {
+                table: "source_requests",
+                column: "received_at",
                 retention: api.attempt_retention,
             },
             Rule {

@@ -176,6 +176,16 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
             "must be empty (the api's listener) or start with http:// or https://",
         ));
     }
+    let public_url = s.ingest.public_url.trim();
+    if !(public_url.is_empty()
+        || public_url.starts_with("http://")
+        || public_url.starts_with("https://"))
+    {
+        return Err(invalid(
+            "ingest.public_url",
+            "must be empty (ingest's listener) or start with http:// or https://",
+        ));
+    }
     if s.ingest.catalogue_refresh.is_zero() {
         return Err(invalid("ingest.catalogue_refresh", "must be above zero"));
     }

@@ -158,6 +158,16 @@ pub struct IngestSettings {
     /// notifications.
     #[serde(deserialize_with = "de::duration")]
     pub catalogue_refresh: Duration,
+    /// The address senders reach ingest at, from which the api builds each
+    /// source's URL (`<public_url>/v1/in/<token>`); empty means
+    /// `http://<ingest.listen>`, right for one machine only.
+    #[serde(deserialize_with = "de::text")]
+    pub public_url: String,
+    /// Requests per second one source may make to one ingest (a token
+    /// bucket with a burst of the same size); beyond it `429` with
+    /// `Retry-After`. `0` turns the limit off.
+    #[serde(deserialize_with = "de::count")]
+    pub source_rate_limit: u32,
 }
 
 impl IngestSettings {
@@ -166,6 +176,16 @@ impl IngestSettings {
         let url = self.api_url.trim().trim_end_matches('/');
         if url.is_empty() {
             format!("http://{}", api.listen)
+        } else {
+            url.to_string()
+        }
+    }
+
+    /// `ingest.public_url`, or this ingest's own listener when it is empty.
+    pub fn public_url(&self) -> String {
+        let url = self.public_url.trim().trim_end_matches('/');
+        if url.is_empty() {
+            format!("http://{}", self.listen)
         } else {
             url.to_string()
         }
@@ -247,6 +267,9 @@ pub struct ApiSettings {
     /// Subscriptions one tenant may have.
     #[serde(deserialize_with = "de::count")]
     pub max_subscriptions_per_tenant: u32,
+    /// Inbound sources a tenant may have; one more is `409`.
+    #[serde(deserialize_with = "de::count")]
+    pub max_sources_per_tenant: u32,
     /// How long a rotated-out secret keeps signing.
     #[serde(deserialize_with = "de::duration")]
     pub secret_rotation_overlap: Duration,
@@ -351,6 +374,8 @@ impl Default for IngestSettings {
             allow_anonymous: false,
             api_url: String::new(),
             catalogue_refresh: Duration::from_secs(30),
+            public_url: String::new(),
+            source_rate_limit: 50,
         }
     }
 }
@@ -399,6 +424,7 @@ impl Default for ApiSettings {
             admin_token: Secret::new(DEV_ADMIN_TOKEN),
             allow_insecure_urls: false,
             max_subscriptions_per_tenant: 10,
+            max_sources_per_tenant: 20,
             secret_rotation_overlap: Duration::from_secs(24 * 3600),
             attempt_retention: Duration::from_secs(30 * 86400),
             dead_letter_retention: Duration::from_secs(30 * 86400),

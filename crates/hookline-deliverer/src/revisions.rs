@@ -87,6 +87,7 @@ impl Revisions {
                 ChangeKind::Slow
                 | ChangeKind::Mark
                 | ChangeKind::Catalogue
+                | ChangeKind::Sources
                 | ChangeKind::Unspecified,
                 _,
             ) => return,

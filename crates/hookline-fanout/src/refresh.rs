@@ -110,8 +110,9 @@ pub async fn listen(
                 lanes.note(&change.subscription_id);
                 continue;
             }
-            // A deliverer catching up on the control log: not a change.
-            ChangeKind::Mark => continue,
+            // A deliverer catching up on the control log, and inbound
+            // sources (ingest's business): not subscription changes.
+            ChangeKind::Mark | ChangeKind::Sources => continue,
             ChangeKind::Catalogue => {
                 match loader.reload_catalogue().await {
                     Ok(types) => tracing::debug!(types, "event type catalogue reloaded"),

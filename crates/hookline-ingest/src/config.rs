@@ -1,10 +1,12 @@
 //! Ingest's typed configuration.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_amqp::Topology;
 use hookline_config::Settings;
+use hookline_model::sealed::Keyring;
 
 /// Everything ingest reads.
 #[derive(Debug, Clone)]
@@ -31,8 +33,14 @@ pub struct IngestConfig {
     pub api_url: String,
     /// What it is read with (`api.admin_token`).
     pub api_token: hookline_config::Secret,
-    /// Safety-net reread of the catalogue (`ingest.catalogue_refresh`).
+    /// Safety-net reread of the catalogue and the sources
+    /// (`ingest.catalogue_refresh`).
     pub catalogue_refresh: Duration,
+    /// Opens the sources' sealed verification secrets (`api.secret_key`,
+    /// `api.previous_secret_keys`).
+    pub keyring: Arc<Keyring>,
+    /// Requests per second per source (`ingest.source_rate_limit`; 0: off).
+    pub source_rate_limit: u32,
 }
 
 impl IngestConfig {
@@ -54,6 +62,8 @@ impl IngestConfig {
             api_url: settings.ingest.api_url(&settings.api),
             api_token: settings.api.admin_token.clone(),
             catalogue_refresh: settings.ingest.catalogue_refresh,
+            keyring: Arc::new(hookline_send::keyring_of(&settings.api)),
+            source_rate_limit: settings.ingest.source_rate_limit,
         }
     }
 }

@@ -72,7 +72,7 @@ fn draining(state: &AppState) -> Option<Response> {
 /// Publishes one event with its trace context in the `traceparent` header:
 /// the `ingest.publish` span, a child of the producer's context when it
 /// sent one, the root of the event's trace otherwise.
-async fn publish(
+pub(crate) async fn publish(
     state: &AppState,
     event: &Event,
     parent: Option<TraceParent>,

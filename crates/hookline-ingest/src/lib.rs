@@ -6,8 +6,12 @@ pub mod auth;
 pub mod catalogue;
 pub mod config;
 pub mod handlers;
+pub mod inbound;
 pub mod metrics;
+pub mod mirror;
 pub mod openapi;
+pub mod request_log;
+pub mod sources;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +29,7 @@ pub use config::IngestConfig;
 /// Shared by every request.
 pub struct AppState {
     /// Confirmed, reconnecting publisher.
-    pub publisher: SharedPublisher,
+    pub publisher: Arc<SharedPublisher>,
     /// Metric handles.
     pub metrics: metrics::Metrics,
     /// Limits.
@@ -36,6 +40,12 @@ pub struct AppState {
     pub draining: tokio_util::sync::CancellationToken,
     /// The event types' schemas that `data` is checked against.
     pub catalogue: hookline_catalogue::SharedCatalogue,
+    /// The inbound sources, by URL token hash.
+    pub sources: sources::SharedSources,
+    /// `ingest.source_rate_limit`, one bucket per source id.
+    pub source_limits: hookline_runtime::buckets::KeyedBuckets<String>,
+    /// Notes of requests to sources, for the tenant's view of them.
+    pub request_log: request_log::RequestLog,
 }
 
 /// Runs ingest until `shutdown.token` is cancelled.
@@ -46,7 +56,7 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let metrics = metrics::Metrics::register(&registry)?;
-    let publisher = SharedPublisher::new(
+    let publisher = Arc::new(SharedPublisher::new(
         SharedPublisherConfig {
             broker: config.broker.clone(),
             name: "hookline-ingest".into(),
@@ -55,21 +65,33 @@ pub async fn run(
             topology: config.topology.clone(),
         },
         Some(metrics.confirm_seconds.clone()),
-    )?;
+    )?);
     let readiness = Readiness::new();
     readiness.set("amqp", false);
+    let request_log = request_log::RequestLog::spawn(
+        &shutdown,
+        publisher.clone(),
+        metrics.source_log_dropped.clone(),
+    );
     let state = Arc::new(AppState {
         publisher,
+        request_log,
         metrics: metrics.clone(),
         config: config.clone(),
         tokens: auth::ProducerTokens::new(config.tokens.iter().map(|t| t.expose())),
         draining: shutdown.token.clone(),
         catalogue: hookline_catalogue::SharedCatalogue::default(),
+        sources: sources::SharedSources::default(),
+        source_limits: source_limits(config.source_rate_limit),
     });
-    catalogue::spawn(
+    let reader = mirror::ApiReader::new(&config);
+    mirror::spawn(
         &shutdown,
         &config,
-        state.catalogue.clone(),
+        vec![
+            catalogue::mirror(reader.clone(), state.catalogue.clone()),
+            sources::mirror(reader, state.clone()),
+        ],
         metrics.control_ignored.clone(),
     );
     spawn_broker_watch(&shutdown, state.clone(), readiness.clone());
@@ -84,11 +106,22 @@ pub async fn run(
     Ok(())
 }
 
+/// One bucket per source: `per_second` requests, in bursts of as many;
+/// `0` (no limit) is a bucket too large to empty.
+fn source_limits(per_second: u32) -> hookline_runtime::buckets::KeyedBuckets<String> {
+    if per_second == 0 {
+        hookline_runtime::buckets::KeyedBuckets::new(f64::MAX, f64::MAX)
+    } else {
+        let rate = f64::from(per_second);
+        hookline_runtime::buckets::KeyedBuckets::new(rate, rate)
+    }
+}
+
 /// Ingest's own routes, built from [`openapi::ROUTES`] so that nothing is
 /// served that the document does not describe. `/healthz`, `/readyz` and
 /// `/metrics` come from `ops::router`, merged by the caller.
 fn routes(config: &IngestConfig, state: Arc<AppState>) -> Router {
-    use openapi::{EVENTS, EVENTS_BATCH, HEALTHZ, METRICS, OPENAPI, READYZ};
+    use openapi::{EVENTS, EVENTS_BATCH, HEALTHZ, INBOUND, METRICS, OPENAPI, READYZ};
     let batch_limit = config.max_event_bytes.saturating_mul(40);
     let mut router = Router::new();
     let authenticated = axum::middleware::from_fn_with_state(state.clone(), auth::require_token);
@@ -100,6 +133,10 @@ fn routes(config: &IngestConfig, state: Arc<AppState>) -> Router {
             ("POST", EVENTS_BATCH) => post(handlers::publish_batch)
                 .layer(DefaultBodyLimit::max(batch_limit))
                 .layer(authenticated.clone()),
+            // Authenticated by the URL's token and the source's signature.
+            ("POST", INBOUND) => {
+                post(inbound::receive).layer(DefaultBodyLimit::max(config.max_event_bytes))
+            }
             ("GET", OPENAPI) => get(openapi::document),
             // Served by `ops::router`.
             ("GET", HEALTHZ | READYZ | METRICS) => continue,

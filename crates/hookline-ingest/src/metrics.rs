@@ -10,6 +10,13 @@ use prometheus::{
 pub struct Metrics {
     /// `hookline_ingest_events_total{outcome}`: accepted, invalid, rejected.
     pub events: IntCounterVec,
+    /// `hookline_ingest_source_requests_total{outcome}`: requests to source
+    /// URLs (no tenant or source label: a label per source would grow
+    /// without bound).
+    pub source_requests: IntCounterVec,
+    /// `hookline_ingest_source_log_dropped_total`: request notes dropped
+    /// because the buffer was full (the broker away for long).
+    pub source_log_dropped: IntCounter,
     /// `hookline_ingest_request_duration_seconds{route}`.
     pub request_seconds: HistogramVec,
     /// `hookline_amqp_publish_confirm_seconds{service="ingest"}`.
@@ -35,6 +42,17 @@ impl Metrics {
                 ),
                 &["outcome"],
             )?,
+            source_requests: IntCounterVec::new(
+                Opts::new(
+                    "hookline_ingest_source_requests_total",
+                    "Requests to inbound source URLs, by outcome.",
+                ),
+                &["outcome"],
+            )?,
+            source_log_dropped: IntCounter::new(
+                "hookline_ingest_source_log_dropped_total",
+                "Notes of inbound source requests dropped because the buffer was full.",
+            )?,
             request_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "hookline_ingest_request_duration_seconds",
@@ -51,7 +69,14 @@ impl Metrics {
         for outcome in ["accepted", "invalid", "rejected"] {
             metrics.events.with_label_values(&[outcome]);
         }
+        for outcome in crate::inbound::Outcome::ALL {
+            metrics
+                .source_requests
+                .with_label_values(&[outcome.as_str()]);
+        }
         registry.register(Box::new(metrics.events.clone()))?;
+        registry.register(Box::new(metrics.source_requests.clone()))?;
+        registry.register(Box::new(metrics.source_log_dropped.clone()))?;
         registry.register(Box::new(metrics.request_seconds.clone()))?;
         registry.register(Box::new(metrics.confirm_seconds.clone()))?;
         registry.register(Box::new(metrics.reconnects.clone()))?;

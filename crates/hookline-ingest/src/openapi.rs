@@ -16,6 +16,8 @@ use crate::handlers;
 pub const EVENTS: &str = "/v1/events";
 /// `POST`: publish a batch of events.
 pub const EVENTS_BATCH: &str = "/v1/events/batch";
+/// `POST`: a third party's webhook to an inbound source.
+pub const INBOUND: &str = "/v1/in/{token}";
 /// `GET`: this document.
 pub const OPENAPI: &str = "/openapi.json";
 /// `GET`: liveness, served by `hookline_runtime::ops`.
@@ -32,6 +34,7 @@ pub const METRICS: &str = "/metrics";
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", EVENTS),
     ("POST", EVENTS_BATCH),
+    ("POST", INBOUND),
     ("GET", OPENAPI),
     ("GET", HEALTHZ),
     ("GET", READYZ),
@@ -58,6 +61,7 @@ pub fn build() -> Value {
     paths(
         handlers::publish_one,
         handlers::publish_batch,
+        crate::inbound::receive,
         openapi_json,
         healthz,
         readyz,

@@ -52,6 +52,11 @@ pub fn subscription_headers(subscription_id: &str) -> String {
     format!("subscription/{subscription_id}/headers")
 }
 
+/// Where an inbound source's sealed verification secret belongs.
+pub fn source_secret(source_id: &str) -> String {
+    format!("source/{source_id}/secret")
+}
+
 struct SealingKey {
     id: [u8; KEY_ID_LEN],
     cipher: ChaCha20Poly1305,

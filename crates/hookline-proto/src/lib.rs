@@ -41,7 +41,10 @@ impl SubscriptionChanged {
             ChangeKind::Deleted => "deleted",
             ChangeKind::Disabled => "disabled",
             ChangeKind::Slow => "slow",
-            ChangeKind::Mark | ChangeKind::Catalogue | ChangeKind::Unspecified => "",
+            ChangeKind::Mark
+            | ChangeKind::Catalogue
+            | ChangeKind::Sources
+            | ChangeKind::Unspecified => "",
         };
         Self {
             schema_version: SCHEMA_VERSION,

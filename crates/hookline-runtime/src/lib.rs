@@ -1,6 +1,7 @@
 //! What every Hookline service shares at run time: logging, the shutdown
 //! signal, readiness, and the `/healthz`, `/readyz`, `/metrics` endpoints.
 
+pub mod buckets;
 pub mod health;
 pub mod metrics;
 pub mod ops;

@@ -346,6 +346,8 @@ async fn a_real_answer_of_every_api_and_ingest_operation_matches_its_documented_
         (answer.0, &answer.1),
     );
 
+    sample_sources(&env, (&api, &ingest), &mut covered).await;
+
     // Every `/v1/` operation of both documents was sampled.
     for doc in [&api, &ingest] {
         for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -371,4 +373,87 @@ async fn a_real_answer_of_every_api_and_ingest_operation_matches_its_documented_
     assert!(!jsonschema::draft202012::new(&schema)
         .expect("schema")
         .is_valid(&not_an_error));
+}
+
+/// Sources: created, refused, listed, read, fed to ingest, posted to and
+/// deleted.
+async fn sample_sources(env: &TestEnv, (api, ingest): (&Value, &Value), covered: &mut Covered) {
+    let a = |path: &str| format!("{}{path}", env.api);
+    let (list, one) = (
+        "/v1/tenants/{tenant}/sources",
+        "/v1/tenants/{tenant}/sources/{id}",
+    );
+    let create =
+        json!({"name": "Form", "event_type": "form.submitted", "verify": {"scheme": "standard"}});
+    let answer = call(env, "POST", &a("/v1/tenants/acme/sources"), Some(create)).await;
+    assert_eq!(answer.0, 201, "{}", answer.1);
+    check(api, covered, ("POST", list), (answer.0, &answer.1));
+    let (id, url) = (
+        answer.1["id"].as_str().expect("id").to_string(),
+        answer.1["url"].as_str().expect("url").to_string(),
+    );
+    let bad = json!({"event_type": "form.*"});
+    let refused = call(env, "POST", &a("/v1/tenants/acme/sources"), Some(bad)).await;
+    assert_eq!(refused.0, 422, "{}", refused.1);
+    check(api, covered, ("POST", list), (refused.0, &refused.1));
+    for (method, path, template) in [
+        ("GET", "/v1/tenants/acme/sources".to_string(), list),
+        ("GET", format!("/v1/tenants/acme/sources/{id}"), one),
+        ("GET", "/v1/sources".to_string(), "/v1/sources"),
+    ] {
+        let answer = call(env, method, &a(&path), None).await;
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        check(api, covered, (method, template), (answer.0, &answer.1));
+    }
+    // Ingest: unsigned is 401 (once the source is loaded), unknown is 404.
+    let inbound = format!(
+        "{}{}",
+        env.ingest,
+        &url[url.find("/v1/in/").expect("path")..]
+    );
+    let answer = hookline_tests::eventually(
+        Duration::from_secs(5),
+        "ingest to load the source",
+        || async {
+            let answer = call(env, "POST", &inbound, Some(json!({"n": 1}))).await;
+            (answer.0 == 401).then_some(answer)
+        },
+    )
+    .await;
+    check(
+        ingest,
+        covered,
+        ("POST", "/v1/in/{token}"),
+        (answer.0, &answer.1),
+    );
+    let requests = a(&format!("/v1/tenants/acme/sources/{id}/requests"));
+    let answer =
+        hookline_tests::eventually(Duration::from_secs(10), "the request recorded", || async {
+            let answer = call(env, "GET", &requests, None).await;
+            (answer.1["data"][0]["status"] == 401).then_some(answer)
+        })
+        .await;
+    let template = "/v1/tenants/{tenant}/sources/{id}/requests";
+    check(api, covered, ("GET", template), (answer.0, &answer.1));
+    let answer = call(
+        env,
+        "DELETE",
+        &a(&format!("/v1/tenants/acme/sources/{id}")),
+        None,
+    )
+    .await;
+    assert_eq!(answer.0, 204);
+    check(api, covered, ("DELETE", one), (answer.0, &answer.1));
+    let answer =
+        hookline_tests::eventually(Duration::from_secs(5), "the source to be gone", || async {
+            let answer = call(env, "POST", &inbound, Some(json!({"n": 1}))).await;
+            (answer.0 == 404).then_some(answer)
+        })
+        .await;
+    check(
+        ingest,
+        covered,
+        ("POST", "/v1/in/{token}"),
+        (answer.0, &answer.1),
+    );
 }

@@ -1,12 +1,14 @@
 //! The recorders: consumers that turn the deliverers' messages into rows.
 //! `hookline.attempts` becomes delivery history, `hookline.deliveries.dead`
-//! becomes dead letters; whatever cannot be decoded is parked, never looped.
+//! becomes dead letters, `hookline.source-requests` the inbound request log;
+//! whatever cannot be decoded is parked, never looped.
 
 mod attempts;
 mod consume;
 
 pub(crate) use consume::PARKING;
 mod dead_letters;
+mod source_requests;
 
 use std::sync::Arc;
 
@@ -50,6 +52,9 @@ impl Recorders {
         let dead = dead_letters::DeadLetterSink {
             metrics: self.metrics.clone(),
         };
+        let inbound = source_requests::SourceRequestSink {
+            metrics: self.metrics.clone(),
+        };
         vec![
             (
                 attempts::AttemptSink::QUEUE,
@@ -58,6 +63,10 @@ impl Recorders {
             (
                 dead_letters::DeadLetterSink::QUEUE,
                 self.spawn_one(tracker, dead),
+            ),
+            (
+                source_requests::SourceRequestSink::QUEUE,
+                self.spawn_one(tracker, inbound),
             ),
         ]
     }

@@ -8,6 +8,7 @@ mod event_types;
 mod history;
 pub(crate) mod openapi;
 mod preview;
+mod sources;
 mod subscriptions;
 pub(crate) mod task;
 mod views;
@@ -28,7 +29,8 @@ use crate::state::AppState;
 pub(crate) fn router(state: AppState) -> Router {
     use openapi::{
         API_KEY, API_KEYS, ATTEMPTS, DEAD_LETTERS, EVENT_TYPE, EVENT_TYPES, HEALTHZ, METRICS,
-        OPENAPI, PREVIEW, READYZ, REPLAY, ROTATE_SECRET, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
+        OPENAPI, PREVIEW, READYZ, REPLAY, ROTATE_SECRET, SOURCE, SOURCES, SOURCE_FEED,
+        SOURCE_REQUESTS, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
     };
     let max_body = state.config.api.max_body_bytes;
     let mut router = Router::new();
@@ -52,6 +54,12 @@ pub(crate) fn router(state: AppState) -> Router {
             ("GET", EVENT_TYPE) => get(event_types::get_one),
             ("PUT", EVENT_TYPE) => put(event_types::put),
             ("DELETE", EVENT_TYPE) => delete(event_types::remove),
+            ("POST", SOURCES) => post(sources::create),
+            ("GET", SOURCES) => get(sources::list),
+            ("GET", SOURCE) => get(sources::get_one),
+            ("DELETE", SOURCE) => delete(sources::remove),
+            ("GET", SOURCE_REQUESTS) => get(sources::requests),
+            ("GET", SOURCE_FEED) => get(sources::feed),
             ("GET", OPENAPI) => get(openapi::document),
             // Served by `ops::router`.
             ("GET", HEALTHZ | READYZ | METRICS) => continue,

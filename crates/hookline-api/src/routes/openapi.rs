@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, api_keys, event_types, history, preview, subscriptions};
+use super::{actions, api_keys, event_types, history, preview, sources, subscriptions};
 use crate::error::ErrorBody;
 
 /// A tenant's API keys.
@@ -39,6 +39,14 @@ pub const REPLAY: &str = "/v1/tenants/{tenant}/dead-letters/{id}/replay";
 pub const EVENT_TYPES: &str = "/v1/event-types";
 /// One catalogue entry.
 pub const EVENT_TYPE: &str = "/v1/event-types/{type}";
+/// A tenant's inbound sources.
+pub const SOURCES: &str = "/v1/tenants/{tenant}/sources";
+/// One inbound source.
+pub const SOURCE: &str = "/v1/tenants/{tenant}/sources/{id}";
+/// The requests ingest answered at one source.
+pub const SOURCE_REQUESTS: &str = "/v1/tenants/{tenant}/sources/{id}/requests";
+/// Every source, as ingest loads them.
+pub const SOURCE_FEED: &str = "/v1/sources";
 /// This document.
 pub const OPENAPI: &str = "/openapi.json";
 /// Liveness, served by `hookline_runtime::ops`.
@@ -70,6 +78,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", EVENT_TYPE),
     ("PUT", EVENT_TYPE),
     ("DELETE", EVENT_TYPE),
+    ("POST", SOURCES),
+    ("GET", SOURCES),
+    ("GET", SOURCE),
+    ("DELETE", SOURCE),
+    ("GET", SOURCE_REQUESTS),
+    ("GET", SOURCE_FEED),
     ("GET", OPENAPI),
     ("GET", HEALTHZ),
     ("GET", READYZ),
@@ -111,6 +125,12 @@ pub(crate) fn build() -> Value {
         event_types::get_one,
         event_types::put,
         event_types::remove,
+        sources::create,
+        sources::list,
+        sources::get_one,
+        sources::remove,
+        sources::requests,
+        sources::feed,
         openapi_json,
         healthz,
         readyz,

@@ -169,12 +169,12 @@ pub(crate) struct Replayed {
 /// A stored value that no configured key opens: `api.secret_key` changed
 /// without its predecessor in `api.previous_secret_keys`, or the row is
 /// corrupt. An operator's problem, hence a 500 that says so.
-fn unopenable(error: OpenError) -> ApiError {
+pub(super) fn unopenable(error: OpenError) -> ApiError {
     tracing::error!(%error, "a stored subscription secret or header does not open");
     ApiError::Internal(format!("a stored secret cannot be opened: {error}"))
 }
 
-fn unsealable(error: SealError) -> ApiError {
+pub(super) fn unsealable(error: SealError) -> ApiError {
     ApiError::Internal(error.to_string())
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod attempts;
 pub(crate) mod dead_letters;
 pub(crate) mod event_types;
 pub(crate) mod parked;
+pub(crate) mod sources;
 pub(crate) mod subscriptions;
 
 /// Whether an error will recur however often the same data is written
