@@ -7,6 +7,7 @@
 //! never a failure; only a broken setup makes the run fail. Everything it
 //! started or created is removed at the end, on error and on Ctrl-C too.
 
+mod inbound;
 mod load;
 mod options;
 mod pipeline;
@@ -62,6 +63,10 @@ struct Args {
     /// it, before and after, take half as long each.
     #[arg(long, default_value_t = 20)]
     fairness_secs: u64,
+    /// Seconds of each inbound run: a verified source URL, then
+    /// `POST /v1/events`, on one ingest.
+    #[arg(long, default_value_t = 10)]
+    inbound_secs: u64,
     /// How long the slow endpoint takes to answer, in seconds.
     #[arg(long, default_value_t = 5)]
     slow_secs: u64,
@@ -214,7 +219,40 @@ async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::
         service.wait_ready(http, secs(60)).await?;
         running.push(service);
     }
-    let outcome = drive(args, http, &sink, &running, ceiling, &amqp_url, &mut notes).await;
+    // Ingest reads the sources through the api; no per-source limit, so
+    // the inbound run measures the path, not the bucket.
+    let api_base = running[0].base.clone();
+    let mut ingest = Service::start_with(
+        "ingest",
+        &launch,
+        &[
+            ("HOOKLINE__INGEST__API_URL", &api_base),
+            ("HOOKLINE__INGEST__SOURCE_RATE_LIMIT", "0"),
+        ],
+    )?;
+    ingest.wait_ready(http, secs(60)).await?;
+    let ingest_base = ingest.base.clone();
+    running.push(ingest);
+    let mut outcome = drive(args, http, &sink, &running, ceiling, &amqp_url, &mut notes).await;
+    let mut inbound_run = None;
+    if outcome.is_ok() {
+        eprintln!(
+            "bench: inbound, verified source vs POST /v1/events ({} s each)…",
+            args.inbound_secs
+        );
+        match inbound::compare(
+            http,
+            &api_base,
+            &ingest_base,
+            &sink.fast_url(0),
+            args.inbound_secs,
+        )
+        .await
+        {
+            Ok(measured) => inbound_run = Some(measured),
+            Err(error) => outcome = Err(error),
+        }
+    }
     for service in running.iter_mut() {
         if !service.is_running() {
             notes.push(format!(
@@ -231,7 +269,7 @@ async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::
     let (runs, fairness, usage) = outcome?;
 
     // 3. Targets and the report.
-    let targets = targets::targets(
+    let mut targets = targets::targets(
         ceiling,
         &runs,
         fairness.as_ref(),
@@ -239,12 +277,16 @@ async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::
         args.fanout1_secs,
         args.slow_secs,
     );
+    if let Some(measured) = &inbound_run {
+        targets.push(measured.target());
+    }
     let mut settings = BTreeMap::new();
     for (key, value) in [
         ("raw_secs", args.raw_secs.to_string()),
         ("fanout1_secs", args.fanout1_secs.to_string()),
         ("fanout10_secs", args.fanout10_secs.to_string()),
         ("options_secs", args.options_secs.to_string()),
+        ("inbound_secs", args.inbound_secs.to_string()),
         ("latency_secs", args.latency_secs.to_string()),
         ("fairness_secs", args.fairness_secs.to_string()),
         ("slow_secs", args.slow_secs.to_string()),

@@ -170,6 +170,16 @@ impl Service {
     /// the bench's own environment are inherited, so a run can be tuned
     /// (`HOOKLINE__DELIVERY__CONCURRENCY=256 make bench`).
     pub fn start(name: &'static str, launch: &Launch<'_>) -> anyhow::Result<Self> {
+        Self::start_with(name, launch, &[])
+    }
+
+    /// [`Service::start`] with `extra` variables on top (ingest needs the
+    /// api's address, known only once the api runs).
+    pub fn start_with(
+        name: &'static str,
+        launch: &Launch<'_>,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let listen_key = format!("HOOKLINE__{}__LISTEN", name.to_uppercase());
         let log_path = launch.log_dir.join(format!("{name}.log"));
@@ -191,6 +201,7 @@ impl Service {
             .env("HOOKLINE__SHUTDOWN__GRACE_PERIOD", "5s")
             .env("HOOKLINE__LOG__FORMAT", "json")
             .env("RUST_LOG", launch.rust_log)
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -97,4 +97,47 @@ proptest! {
     fn retry_after_parsing_never_panics(value in ".{0,64}") {
         let _ = hookline_model::retry::parse_retry_after(&value, SystemTime::now());
     }
+
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn inbound_bodies_become_objects_or_a_clear_4xx(
+        content_type in prop_oneof![
+            Just("application/json".to_string()),
+            Just("application/x-www-form-urlencoded".to_string()),
+            Just("application/vnd.api+json; charset=utf-8".to_string()),
+            "[ -~]{0,40}",
+        ],
+        body in prop::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut headers = axum::http::HeaderMap::new();
+        if let Ok(value) = axum::http::HeaderValue::from_str(&content_type) {
+            headers.insert(axum::http::header::CONTENT_TYPE, value);
+        }
+        match hookline_ingest::inbound::data_of(&headers, &body) {
+            // Whatever became data is an object an envelope accepts.
+            Ok(data) => {
+                let envelope = serde_json::json!({"tenant": "acme", "type": "form.submitted", "data": data});
+                prop_assert!(Event::from_value(envelope, Utc::now(), || "evt_x".into()).is_ok());
+            }
+            Err(refusal) => prop_assert!(refusal.status().is_client_error()),
+        }
+    }
+
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn inbound_event_ids_always_fit_the_envelope_and_are_stable(
+        raw in prop::collection::vec(any::<u8>(), 1..300),
+        header in prop_oneof![Just("webhook-id"), Just("idempotency-key")],
+    ) {
+        let Ok(value) = axum::http::HeaderValue::from_bytes(&raw) else {
+            return Ok(());
+        };
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header, value);
+        let id = hookline_ingest::inbound::event_id(&headers).expect("an id from the header");
+        let envelope = serde_json::json!({"id": id, "tenant": "acme", "type": "a.b", "data": {}});
+        let event = Event::from_value(envelope, Utc::now(), || "generated".into());
+        prop_assert_eq!(event.map(|e| e.id), Ok(id.clone()));
+        prop_assert_eq!(hookline_ingest::inbound::event_id(&headers), Some(id));
+    }
 }

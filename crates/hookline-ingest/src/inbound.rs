@@ -216,7 +216,8 @@ async fn accept(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<String, Refusal> {
-    if let Err(wait) = state.source_limits.take(&source.id) {
+    let limited = state.source_limits.as_ref().map(|l| l.take(&source.id));
+    if let Some(Err(wait)) = limited {
         let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
         return Err(Refusal {
             retry_after: Some(seconds),

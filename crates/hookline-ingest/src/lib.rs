@@ -42,8 +42,8 @@ pub struct AppState {
     pub catalogue: hookline_catalogue::SharedCatalogue,
     /// The inbound sources, by URL token hash.
     pub sources: sources::SharedSources,
-    /// `ingest.source_rate_limit`, one bucket per source id.
-    pub source_limits: hookline_runtime::buckets::KeyedBuckets<String>,
+    /// `ingest.source_rate_limit`, one bucket per source id; `None`: off.
+    pub source_limits: Option<hookline_runtime::buckets::KeyedBuckets<String>>,
     /// Notes of requests to sources, for the tenant's view of them.
     pub request_log: request_log::RequestLog,
 }
@@ -107,14 +107,10 @@ pub async fn run(
 }
 
 /// One bucket per source: `per_second` requests, in bursts of as many;
-/// `0` (no limit) is a bucket too large to empty.
-fn source_limits(per_second: u32) -> hookline_runtime::buckets::KeyedBuckets<String> {
-    if per_second == 0 {
-        hookline_runtime::buckets::KeyedBuckets::new(f64::MAX, f64::MAX)
-    } else {
-        let rate = f64::from(per_second);
-        hookline_runtime::buckets::KeyedBuckets::new(rate, rate)
-    }
+/// `None` for `0`, no limit.
+fn source_limits(per_second: u32) -> Option<hookline_runtime::buckets::KeyedBuckets<String>> {
+    let rate = f64::from(per_second);
+    (per_second > 0).then(|| hookline_runtime::buckets::KeyedBuckets::new(rate, rate))
 }
 
 /// Ingest's own routes, built from [`openapi::ROUTES`] so that nothing is

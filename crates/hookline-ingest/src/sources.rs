@@ -164,7 +164,9 @@ pub fn mirror(reader: ApiReader, state: Arc<AppState>) -> Mirror {
                     .sources
                     .replace(table_of(entries, &state.config.keyring));
                 let ids: HashSet<String> = state.sources.ids().into_iter().collect();
-                state.source_limits.retain(|id| ids.contains(id));
+                if let Some(limits) = &state.source_limits {
+                    limits.retain(|id| ids.contains(id));
+                }
                 Ok(loaded)
             })
         }),
