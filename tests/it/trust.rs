@@ -195,6 +195,14 @@ async fn a_rotated_secret_key_reseals_every_row_and_the_new_key_alone_then_deliv
         .await;
     assert_eq!(status, 201, "{created}");
     let secret = created["secret"].as_str().expect("secret").to_string();
+    let (status, source) = env
+        .admin
+        .post(
+            "/v1/tenants/acme/sources",
+            &json!({"event_type": "form.submitted", "verify": {"scheme": "standard"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
 
     // The operator's rotation: the new key in api.secret_key, the old one in
     // api.previous_secret_keys. A restarted api re-seals every row.
@@ -216,8 +224,13 @@ async fn a_rotated_secret_key_reseals_every_row_and_the_new_key_alone_then_deliv
                     .fetch_one(&pool)
                     .await
                     .expect("row");
+            let source: Vec<u8> = sqlx::query_scalar("SELECT secret_sealed FROM sources")
+                .fetch_one(&pool)
+                .await
+                .expect("source");
             let under_b = |v: &[u8]| v.get(2..6) == Some(new_id.as_slice());
-            (under_b(&secret) && headers.as_deref().is_some_and(under_b)).then_some(())
+            (under_b(&secret) && headers.as_deref().is_some_and(under_b) && under_b(&source))
+                .then_some(())
         },
     )
     .await;
@@ -229,6 +242,13 @@ async fn a_rotated_secret_key_reseals_every_row_and_the_new_key_alone_then_deliv
         .await;
     assert_eq!(read_back["secret"], secret.as_str());
     assert_eq!(read_back["headers"]["Authorization"], HEADER_VALUE);
+    let (_, source_back) = api
+        .get(&format!(
+            "/v1/tenants/acme/sources/{}",
+            source["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(source_back["verify"]["secret"], source["verify"]["secret"]);
 
     // Key A is gone: a fanout and a deliverer that know only key B deliver.
     let mut only_b = rotated.clone();

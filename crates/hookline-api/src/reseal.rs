@@ -1,4 +1,5 @@
 //! Re-sealing at start: every subscription row whose secrets or headers are
+//! (and every source whose verification secret is)
 //! sealed under a key other than the current `api.secret_key` (after a
 //! rotation), or in the format before key ids, or whose headers are still in
 //! clear (written before header sealing), is sealed again under the current
@@ -30,6 +31,14 @@ pub(crate) async fn run(
     let Some(pool) = db.ready(&token).await else {
         return;
     };
+    match reseal_sources(pool, &keyring, &notifier).await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(
+            rows = count,
+            "re-sealed inbound sources' verification secrets under the current api.secret_key"
+        ),
+        Err(error) => tracing::error!(%error, "cannot re-seal sources; old keys stay needed"),
+    }
     match reseal_all(pool, &keyring, &notifier, &token).await {
         Ok(0) => {}
         Ok(count) => tracing::info!(
@@ -141,6 +150,49 @@ async fn reseal_all(
                 .announce(Announcement::tenant_reload(&tenant, &id))
                 .await;
         }
+    }
+    Ok(count)
+}
+
+/// The sources' verification secrets, in one transaction (a tenant has at
+/// most `api.max_sources_per_tenant`); ingests reload them once after.
+async fn reseal_sources(
+    pool: &PgPool,
+    keyring: &Keyring,
+    notifier: &Notifier,
+) -> Result<u64, ResealError> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(
+        "SELECT id, tenant, secret_sealed FROM sources WHERE secret_sealed IS NOT NULL FOR UPDATE",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut last = None;
+    let mut count = 0;
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        let secret: Vec<u8> = row.try_get("secret_sealed")?;
+        if !keyring.needs_reseal(&secret) {
+            continue;
+        }
+        let place = sealed::source_secret(&id);
+        let clear = keyring
+            .open(&place, &secret)
+            .map_err(|e| ResealError::Open(id.clone(), e))?;
+        let resealed = keyring
+            .seal(&place, &clear)
+            .map_err(|e| ResealError::Seal(id.clone(), e.to_string()))?;
+        sqlx::query("UPDATE sources SET secret_sealed = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(&resealed)
+            .execute(&mut *tx)
+            .await?;
+        count += 1;
+        last = Some((row.try_get::<String, _>("tenant")?, id));
+    }
+    tx.commit().await?;
+    if let Some((tenant, id)) = last {
+        notifier.announce(Announcement::sources(&tenant, &id)).await;
     }
     Ok(count)
 }
