@@ -89,6 +89,14 @@ impl Page {
         }
     }
 
+    /// The start key as query parameters: `(None, None)` for the first page.
+    pub fn after_key(&self) -> (Option<DateTime<Utc>>, Option<&str>) {
+        match &self.after {
+            Some(c) => (Some(c.at), Some(c.id.as_str())),
+            None => (None, None),
+        }
+    }
+
     /// Rows to fetch: one more than asked, to learn whether a next page exists.
     pub fn fetch(&self) -> i64 {
         self.limit + 1

@@ -18,6 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
+use hookline_model::envelope::is_valid_event_id;
 use hookline_model::{ids, Event};
 use hookline_signature::{VerifyError, DEFAULT_TOLERANCE};
 use serde_json::{Map, Value};
@@ -350,14 +351,9 @@ pub fn event_id(headers: &HeaderMap) -> Option<String> {
         .iter()
         .find_map(|name| headers.get(*name))?
         .as_bytes();
-    let fits = (1..=128).contains(&given.len())
-        && given
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'));
-    Some(if fits {
-        String::from_utf8_lossy(given).into_owned()
-    } else {
-        format!("in_{}", &hex::encode(Sha256::digest(given))[..32])
+    Some(match std::str::from_utf8(given) {
+        Ok(id) if is_valid_event_id(id) => id.to_string(),
+        _ => format!("in_{}", &hex::encode(Sha256::digest(given))[..32]),
     })
 }
 

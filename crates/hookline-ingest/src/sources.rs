@@ -79,7 +79,7 @@ impl SharedSources {
     }
 
     /// The ids in the copy, to forget the rate limits of deleted sources.
-    pub fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> HashSet<String> {
         self.0
             .read()
             .iter()
@@ -163,7 +163,7 @@ pub fn mirror(reader: ApiReader, state: Arc<AppState>) -> Mirror {
                 let loaded = state
                     .sources
                     .replace(table_of(entries, &state.config.keyring));
-                let ids: HashSet<String> = state.sources.ids().into_iter().collect();
+                let ids = state.sources.ids();
                 if let Some(limits) = &state.source_limits {
                     limits.retain(|id| ids.contains(id));
                 }
@@ -196,7 +196,7 @@ mod tests {
         sources.replace(table_of(vec![entry("src_1", "hlin_a")], &keyring));
         assert!(matches!(sources.lookup("hlin_a"), Lookup::Found(s) if s.id == "src_1"));
         assert!(matches!(sources.lookup("hlin_b"), Lookup::Unknown));
-        assert_eq!(sources.ids(), vec!["src_1".to_string()]);
+        assert_eq!(sources.ids(), HashSet::from(["src_1".to_string()]));
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub fn is_valid_event_type(event_type: &str) -> bool {
         })
 }
 
-fn is_valid_event_id(id: &str) -> bool {
+/// The id rule of envelopes: `[A-Za-z0-9_.:-]`, 1 to 128 characters.
+pub fn is_valid_event_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()

@@ -125,6 +125,16 @@ fn generate_token() -> String {
     format!("hlin_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A field validator's refusal, under `verify`'s own code and name.
+fn under_verify(separator: &'static str) -> impl Fn(ApiError) -> ApiError {
+    move |e| match e {
+        ApiError::Invalid { message, .. } => {
+            ApiError::invalid("invalid_verify", format!("verify{separator}{message}"))
+        }
+        other => other,
+    }
+}
+
 /// `verify` of a create: the scheme (stored in clear, it is no secret)
 /// and the secret (sealed). A missing secret is generated, so a sender
 /// can be given one.
@@ -141,20 +151,10 @@ fn verify_fields(value: Option<&Value>) -> Result<Option<(SignatureScheme, Strin
     };
     let mut scheme_fields: Map<String, Value> = object.clone();
     let secret = scheme_fields.remove("secret");
-    let scheme = validate::signature(&Value::Object(scheme_fields)).map_err(|e| match e {
-        ApiError::Invalid { message, .. } => {
-            ApiError::invalid("invalid_verify", format!("verify: {message}"))
-        }
-        other => other,
-    })?;
+    let scheme = validate::signature(&Value::Object(scheme_fields)).map_err(under_verify(": "))?;
     let secret = match secret {
         None | Some(Value::Null) => hookline_signature::generate_secret(),
-        Some(value) => validate::secret(&scheme, &value).map_err(|e| match e {
-            ApiError::Invalid { message, .. } => {
-                ApiError::invalid("invalid_verify", format!("verify.{message}"))
-            }
-            other => other,
-        })?,
+        Some(value) => validate::secret(&scheme, &value).map_err(under_verify("."))?,
     };
     Ok(Some((scheme, secret)))
 }

@@ -238,10 +238,7 @@ pub(crate) async fn list(
     status: Option<&str>,
     page: &Page,
 ) -> Result<Vec<AttemptRecord>, sqlx::Error> {
-    let (before_at, before_id) = match &page.after {
-        Some(c) => (Some(c.at), Some(c.id.as_str())),
-        None => (None, None),
-    };
+    let (before_at, before_id) = page.after_key();
     let rows = sqlx::query(
         "SELECT id, delivery_id, tenant, event_id, event_type, subscription_id, attempt, at, status, \
              response_status, duration_ms, error, test \

@@ -94,10 +94,7 @@ pub(crate) async fn list(
     subscription_id: Option<&str>,
     page: &Page,
 ) -> Result<Vec<DeadLetterRow>, sqlx::Error> {
-    let (before_at, before_id) = match &page.after {
-        Some(c) => (Some(c.at), Some(c.id.as_str())),
-        None => (None, None),
-    };
+    let (before_at, before_id) = page.after_key();
     let sql = format!(
         "SELECT {LIST_COLUMNS} FROM dead_letters WHERE tenant = $1 \
              AND ($2::text IS NULL OR subscription_id = $2) \

@@ -9,6 +9,30 @@ pub(crate) mod parked;
 pub(crate) mod sources;
 pub(crate) mod subscriptions;
 
+/// Whether `tenant` has fewer than `max` rows in `table`, holding a
+/// per-tenant, per-table advisory lock for the rest of `tx`, so the count
+/// and the insert that follows are one step even when two creates race.
+/// `table` is one of this crate's table names, never input.
+pub(crate) async fn tenant_has_room(
+    tx: &mut sqlx::PgConnection,
+    table: &'static str,
+    tenant: &str,
+    max: u32,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('hookline.' || $1 || '/' || $2, 0))",
+    )
+    .bind(table)
+    .bind(tenant)
+    .execute(&mut *tx)
+    .await?;
+    let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant = $1"))
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(count < i64::from(max))
+}
+
 /// Whether an error will recur however often the same data is written
 /// (SQLSTATE class 22, data exception, or 23, integrity violation), as
 /// opposed to an outage worth waiting out.

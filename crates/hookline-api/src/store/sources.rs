@@ -74,23 +74,14 @@ fn read(row: &PgRow) -> Result<SourceRow, sqlx::Error> {
 }
 
 /// Inserts `new` unless its tenant already has `max` sources (`None`
-/// then). The per-tenant advisory lock makes the count and the insert one
-/// step, as for subscriptions.
+/// then).
 pub(crate) async fn insert(
     pool: &PgPool,
     new: &SourceRow,
     max: u32,
 ) -> Result<Option<SourceRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('hookline.sources/' || $1, 0))")
-        .bind(&new.tenant)
-        .execute(&mut *tx)
-        .await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sources WHERE tenant = $1")
-        .bind(&new.tenant)
-        .fetch_one(&mut *tx)
-        .await?;
-    if count >= i64::from(max) {
+    if !super::tenant_has_room(&mut tx, "sources", &new.tenant, max).await? {
         return Ok(None);
     }
     let sql = format!(
@@ -134,10 +125,7 @@ pub(crate) async fn list(
     tenant: Option<&str>,
     page: &Page,
 ) -> Result<Vec<SourceRow>, sqlx::Error> {
-    let (after_at, after_id) = match &page.after {
-        Some(c) => (Some(c.at), Some(c.id.as_str())),
-        None => (None, None),
-    };
+    let (after_at, after_id) = page.after_key();
     let sql = format!(
         "SELECT {COLUMNS} FROM sources WHERE ($1::text IS NULL OR tenant = $1) \
          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
@@ -212,10 +200,7 @@ pub(crate) async fn list_requests(
     source_id: &str,
     page: &Page,
 ) -> Result<Vec<RequestRow>, sqlx::Error> {
-    let (after_at, after_id) = match &page.after {
-        Some(c) => (Some(c.at), Some(c.id.as_str())),
-        None => (None, None),
-    };
+    let (after_at, after_id) = page.after_key();
     let rows = sqlx::query(
         "SELECT id, source_id, tenant, received_at, status, reason, event_id FROM source_requests \
          WHERE source_id = $1 AND ($2::timestamptz IS NULL OR (received_at, id) < ($2, $3)) \

@@ -30,10 +30,7 @@ pub(crate) async fn list(
     tenant: &str,
     page: &Page,
 ) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
-    let (after_at, after_id) = match &page.after {
-        Some(c) => (Some(c.at), Some(c.id.as_str())),
-        None => (None, None),
-    };
+    let (after_at, after_id) = page.after_key();
     let sql = format!(
         "SELECT {COLUMNS} FROM subscriptions WHERE tenant = $1 \
          AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
@@ -66,17 +63,7 @@ pub(crate) async fn insert(
     max: u32,
 ) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('hookline.subscriptions/' || $1, 0))",
-    )
-    .bind(&new.tenant)
-    .execute(&mut *tx)
-    .await?;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM subscriptions WHERE tenant = $1")
-        .bind(&new.tenant)
-        .fetch_one(&mut *tx)
-        .await?;
-    if count >= i64::from(max) {
+    if !super::tenant_has_room(&mut tx, "subscriptions", &new.tenant, max).await? {
         return Ok(None);
     }
     let sql = format!(
