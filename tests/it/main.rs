@@ -30,3 +30,4 @@ mod templates;
 mod tools;
 mod traces;
 mod trust;
+mod verification;

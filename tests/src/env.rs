@@ -171,7 +171,7 @@ impl TestEnv {
     }
 
     /// `hookline_fanout_subscriptions_loaded` of the in-process fanout.
-    async fn fanout_loaded(&self) -> i64 {
+    pub async fn fanout_loaded(&self) -> i64 {
         if self.fanout.is_empty() {
             return 0;
         }
@@ -185,7 +185,7 @@ impl TestEnv {
 
     /// Waits until the in-process fanout (if any) holds more than `before`
     /// subscriptions.
-    async fn wait_fanout_loaded_over(&self, before: i64) {
+    pub async fn wait_fanout_loaded_over(&self, before: i64) {
         if self.fanout.is_empty() {
             return;
         }

@@ -1,7 +1,7 @@
 //! A real HTTP receiver on loopback that records every request and answers
 //! from a per-path script.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,6 +68,7 @@ struct Inner {
     requests: Vec<Captured>,
     scripts: HashMap<String, VecDeque<Reply>>,
     defaults: HashMap<String, Reply>,
+    echoing: HashSet<String>,
 }
 
 /// The receiver; dropping it does not stop the server (the test ends first).
@@ -120,6 +121,17 @@ impl Receiver {
             .insert(path.to_string(), reply);
     }
 
+    /// Answers every verification challenge to `path` as an endpoint that
+    /// wants the deliveries does: `200 {"token": <data.token>}`. Other
+    /// requests are answered as before.
+    pub fn echo_challenges(&self, path: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .echoing
+            .insert(path.to_string());
+    }
+
     /// Requests received on `path`, in arrival order.
     pub fn requests(&self, path: &str) -> Vec<Captured> {
         self.inner
@@ -146,8 +158,13 @@ async fn capture(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
-    let reply = {
+    let challenge = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .filter(|v| v["type"] == "webhook.verification")
+        .map(|v| serde_json::json!({"token": v["data"]["token"]}));
+    let (reply, echo) = {
         let mut inner = inner.lock().expect("lock");
+        let echo = challenge.filter(|_| inner.echoing.contains(&path));
         inner.requests.push(Captured {
             path: path.clone(),
             method: method.to_string(),
@@ -165,10 +182,14 @@ async fn capture(
             at: Instant::now(),
         });
         let scripted = inner.scripts.get_mut(&path).and_then(VecDeque::pop_front);
-        scripted
+        let reply = scripted
             .or_else(|| inner.defaults.get(&path).cloned())
-            .unwrap_or(Reply::status(200))
+            .unwrap_or(Reply::status(200));
+        (reply, echo)
     };
+    if let Some(echo) = echo {
+        return axum::Json(echo).into_response();
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }

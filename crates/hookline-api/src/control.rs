@@ -28,7 +28,9 @@ impl Announcement {
     /// A created or modified subscription: an upsert carrying its shape, or
     /// a disable when it is now disabled (deliverers drop its queued tasks).
     pub fn of_row(row: &SubscriptionRow, keyring: &Keyring) -> Result<Self, ApiError> {
-        let (kind, shape) = if row.enabled {
+        // An unverified subscription is announced like a disabled one:
+        // fanouts leave it out and deliverers drop its queued tasks.
+        let (kind, shape) = if row.enabled && row.verified {
             let shape = crate::routes::task::shape(row, keyring, Utc::now())?;
             (ChangeKind::Upserted, Some(shape))
         } else {

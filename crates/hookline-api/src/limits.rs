@@ -42,20 +42,31 @@ impl UnknownTokens {
     }
 }
 
-/// A token bucket per tenant: `per_minute` requests, refilled evenly.
-pub(crate) struct TenantBudget(KeyedBuckets<String>);
+/// A token bucket per key (a tenant, a subscription): `per_minute`
+/// requests, refilled evenly.
+pub(crate) struct MinuteBudget(KeyedBuckets<String>);
 
-impl TenantBudget {
-    /// `per_minute` requests a minute per tenant, in bursts of as many.
+/// Wrong verification tokens one subscription may be sent a minute before
+/// every try is refused: a person pasting a token errs once or twice;
+/// guessing 256 bits needs far more.
+pub(crate) const WRONG_TOKENS_PER_MINUTE: u32 = 5;
+
+impl MinuteBudget {
+    /// `per_minute` requests a minute per key, in bursts of as many.
     pub(crate) fn new(per_minute: u32) -> Self {
         let capacity = f64::from(per_minute.max(1));
         Self(KeyedBuckets::new(capacity, capacity / 60.0))
     }
 
-    /// Takes one request from `tenant`'s budget, or says how long until one
+    /// Takes one request from `key`'s budget, or says how long until one
     /// is available.
-    pub(crate) fn take(&self, tenant: &str) -> Result<(), Duration> {
-        self.0.take(&tenant.to_string())
+    pub(crate) fn take(&self, key: &str) -> Result<(), Duration> {
+        self.0.take(&key.to_string())
+    }
+
+    /// Whether `key` has a request left, without spending it.
+    pub(crate) fn check(&self, key: &str) -> Result<(), Duration> {
+        self.0.check(&key.to_string())
     }
 }
 
@@ -65,7 +76,7 @@ mod tests {
 
     #[test]
     fn a_tenant_gets_its_burst_then_waits_and_others_are_unaffected() {
-        let budget = TenantBudget::new(2);
+        let budget = MinuteBudget::new(2);
         assert!(budget.take("acme").is_ok());
         assert!(budget.take("acme").is_ok());
         let wait = budget.take("acme").unwrap_err();

@@ -27,6 +27,44 @@ pub struct Metrics {
     /// consumes its queue. Not part of `/readyz`: a recorder reconnecting
     /// must not take the control plane out of its load balancer.
     pub recorder_connected: prometheus::IntGaugeVec,
+    /// `hookline_verifications_total{outcome}`: challenges sent, and how
+    /// each verification ended (see [`Verification`]).
+    pub verifications: prometheus::IntCounterVec,
+}
+
+/// The `outcome` label of `hookline_verifications_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// A challenge was published for a deliverer to send.
+    Sent,
+    /// The endpoint echoed the token: verified.
+    Echoed,
+    /// The endpoint answered without the token, or not at all.
+    Unanswered,
+    /// The tenant typed in the right token: verified.
+    Manual,
+    /// A typed-in token was wrong (or already used).
+    WrongToken,
+    /// The token was right but past `api.verification_ttl`, or an echo came
+    /// for a challenge already replaced.
+    Expired,
+    /// Too many wrong tokens: refused before checking.
+    RateLimited,
+}
+
+impl Verification {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Sent => "sent",
+            Verification::Echoed => "echoed",
+            Verification::Unanswered => "unanswered",
+            Verification::Manual => "manual",
+            Verification::WrongToken => "wrong_token",
+            Verification::Expired => "expired",
+            Verification::RateLimited => "rate_limited",
+        }
+    }
 }
 
 impl Metrics {
@@ -66,6 +104,13 @@ impl Metrics {
                 ),
                 &["queue"],
             )?,
+            verifications: prometheus::IntCounterVec::new(
+                prometheus::Opts::new(
+                    "hookline_verifications_total",
+                    "Verification challenges sent, and how verifications ended.",
+                ),
+                &["outcome"],
+            )?,
         };
         registry.register(Box::new(metrics.attempt_records_written.clone()))?;
         registry.register(Box::new(metrics.attempt_record_lag.clone()))?;
@@ -75,6 +120,14 @@ impl Metrics {
         registry.register(Box::new(metrics.ready.clone()))?;
         registry.register(Box::new(metrics.token_lookups.clone()))?;
         registry.register(Box::new(metrics.recorder_connected.clone()))?;
+        registry.register(Box::new(metrics.verifications.clone()))?;
         Ok(metrics)
+    }
+
+    /// Counts one verification step.
+    pub fn verification(&self, outcome: Verification) {
+        self.verifications
+            .with_label_values(&[outcome.as_str()])
+            .inc();
     }
 }

@@ -71,6 +71,7 @@ pub async fn run(
         config: config.clone(),
         metrics: metrics.clone(),
         notifier: notifier.clone(),
+        keyring: keyring.clone(),
         token: token.clone(),
     }
     .spawn(tracker);
@@ -112,7 +113,8 @@ pub async fn run(
         metrics,
         keyring: keyring.clone(),
         unknown_tokens: Default::default(),
-        manual_sends: crate::limits::TenantBudget::new(manual_sends_per_minute),
+        manual_sends: crate::limits::MinuteBudget::new(manual_sends_per_minute),
+        wrong_tokens: crate::limits::MinuteBudget::new(crate::limits::WRONG_TOKENS_PER_MINUTE),
         token_lookups,
     });
     let app = routes::router(state)

@@ -40,7 +40,10 @@ pub(crate) struct Shared {
     /// Bearer tokens recently unknown, answered without a query.
     pub unknown_tokens: crate::limits::UnknownTokens,
     /// Test sends and replays per tenant (`api.manual_sends_per_minute`).
-    pub manual_sends: crate::limits::TenantBudget,
+    pub manual_sends: crate::limits::MinuteBudget,
+    /// Wrong verification tokens per subscription
+    /// (`limits::WRONG_TOKENS_PER_MINUTE`).
+    pub wrong_tokens: crate::limits::MinuteBudget,
     /// `hookline_api_token_lookups_total`: tenant keys looked up in the database.
     pub token_lookups: prometheus::IntCounter,
 }

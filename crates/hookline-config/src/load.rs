@@ -239,6 +239,7 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
     for (key, value) in [
         ("http.header_read_timeout", s.http.header_read_timeout),
         ("http.request_timeout", s.http.request_timeout),
+        ("api.verification_ttl", s.api.verification_ttl),
     ] {
         if value.is_zero() {
             return Err(invalid(key, "must be above zero"));

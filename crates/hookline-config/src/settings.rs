@@ -273,6 +273,11 @@ pub struct ApiSettings {
     /// How long a rotated-out secret keeps signing.
     #[serde(deserialize_with = "de::duration")]
     pub secret_rotation_overlap: Duration,
+    /// How long a verification challenge's token stays good: long enough
+    /// for a person to paste it by hand, short enough that an old token
+    /// found in a log is worthless.
+    #[serde(deserialize_with = "de::duration")]
+    pub verification_ttl: Duration,
     /// Age after which attempt records are pruned.
     #[serde(deserialize_with = "de::duration")]
     pub attempt_retention: Duration,
@@ -426,6 +431,7 @@ impl Default for ApiSettings {
             max_subscriptions_per_tenant: 10,
             max_sources_per_tenant: 20,
             secret_rotation_overlap: Duration::from_secs(24 * 3600),
+            verification_ttl: Duration::from_secs(24 * 3600),
             attempt_retention: Duration::from_secs(30 * 86400),
             dead_letter_retention: Duration::from_secs(30 * 86400),
             parked_retention: Duration::from_secs(30 * 86400),

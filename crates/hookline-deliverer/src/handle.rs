@@ -18,7 +18,7 @@ use tracing::Instrument;
 use crate::admission::Admission;
 use crate::attempts::RecordSink;
 use crate::metrics::Metrics;
-use crate::outcome::{decide, NextHop};
+use crate::outcome::{decide, decide_challenge, NextHop};
 use crate::revisions::Verdict;
 use hookline_send::record::{attempt_record, attempt_view, status_name};
 use hookline_send::{SendResult, Sender};
@@ -120,14 +120,17 @@ impl Handler {
                 duration: std::time::Duration::ZERO,
                 error: Some(error),
                 retry_after: None,
+                answer: Vec::new(),
             };
             return match self.after_send(&task, &result, None).await {
                 Ok(()) => Disposition::Ack,
                 Err(_) => Disposition::Requeue,
             };
         }
-        // A test send is built by the api from the row as it is now.
-        if !task.test {
+        // A test send or a verification challenge is built by the api from
+        // the row as it is now (an unverified subscription is announced as
+        // disabled, yet its challenge must go out).
+        if !task.test && task.challenge_token.is_empty() {
             match self.revisions.check(&mut task) {
                 Verdict::Drop => {
                     self.metrics
@@ -281,7 +284,15 @@ impl Handler {
         trace: Option<TraceParent>,
     ) -> Result<(), AmqpError> {
         let now = Utc::now();
-        let hop = decide(task.attempt, result, &self.policy);
+        let challenge = !task.challenge_token.is_empty();
+        let echoed = challenge
+            && result.classification == Classification::Succeeded
+            && hookline_model::verification::answer_holds(&result.answer, &task.challenge_token);
+        let hop = if challenge {
+            decide_challenge(result, echoed)
+        } else {
+            decide(task.attempt, result, &self.policy)
+        };
         let span = tracing::Span::current();
         match result.classification {
             Classification::Succeeded if !task.test => {
@@ -299,7 +310,7 @@ impl Handler {
             _ => {}
         }
         match hop {
-            NextHop::Delivered | NextHop::Gone => {}
+            NextHop::Delivered | NextHop::Gone | NextHop::Unanswered => {}
             NextHop::Retry { delay, attempt } => {
                 let mut next = task.clone();
                 next.attempt = attempt;
@@ -348,6 +359,14 @@ impl Handler {
         );
         let mut record = attempt_record(task, result, status, now);
         record.traceparent = trace.map(|t| t.to_string()).unwrap_or_default();
+        record.challenge_echoed = echoed;
+        if challenge && !echoed && result.classification == Classification::Succeeded {
+            record.error = format!(
+                "the endpoint answered {} without the verification token; answer with the token as \
+                 plain text or as {{\"token\": \"…\"}}",
+                result.response_status.unwrap_or(200)
+            );
+        }
         if status != AttemptStatus::Succeeded || self.publish_successes {
             let body = serde_json::to_vec(&attempt_view(&record)).unwrap_or_default();
             let key = format!("{outcome}.{}", task.event_type);

@@ -25,6 +25,9 @@ pub enum NextHop {
     },
     /// Parked as a dead letter, for replay.
     Park,
+    /// A verification challenge that was not answered with its token: it
+    /// is not retried (the tenant asks for a new one, with a new token).
+    Unanswered,
 }
 
 impl NextHop {
@@ -32,7 +35,7 @@ impl NextHop {
     pub fn status(self) -> AttemptStatus {
         match self {
             NextHop::Delivered => AttemptStatus::Succeeded,
-            NextHop::Gone | NextHop::Retry { .. } => AttemptStatus::Failed,
+            NextHop::Gone | NextHop::Retry { .. } | NextHop::Unanswered => AttemptStatus::Failed,
             NextHop::Park => AttemptStatus::Dead,
         }
     }
@@ -56,6 +59,17 @@ pub fn decide(attempt: u32, result: &SendResult, policy: &RetryPolicy) -> NextHo
     }
 }
 
+/// The decision after a verification challenge: `echoed` when the answer
+/// was a 2xx holding the token. A challenge never climbs the ladder nor
+/// becomes a dead letter, whose replay would send a stale token.
+pub fn decide_challenge(result: &SendResult, echoed: bool) -> NextHop {
+    match result.classification {
+        Classification::Succeeded if echoed => NextHop::Delivered,
+        Classification::Gone => NextHop::Gone,
+        _ => NextHop::Unanswered,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use hookline_model::retry::StatusClass;
@@ -70,6 +84,7 @@ mod tests {
             duration: Duration::from_millis(5),
             error: None,
             retry_after,
+            answer: Vec::new(),
         }
     }
 
@@ -120,5 +135,17 @@ mod tests {
         assert_eq!(hop(Classification::Unsendable), NextHop::Park);
         assert_eq!(hop(Classification::Redelivered), NextHop::Park);
         assert_eq!(hop(Classification::Unrenderable), NextHop::Park);
+    }
+
+    #[test]
+    fn a_challenge_is_delivered_only_when_echoed_and_never_retried() {
+        let ok = result(Classification::Succeeded, None);
+        assert_eq!(decide_challenge(&ok, true), NextHop::Delivered);
+        assert_eq!(decide_challenge(&ok, false), NextHop::Unanswered);
+        let failed = result(Classification::Failed, None);
+        assert_eq!(decide_challenge(&failed, false), NextHop::Unanswered);
+        let gone = result(Classification::Gone, None);
+        assert_eq!(decide_challenge(&gone, false), NextHop::Gone);
+        assert_eq!(NextHop::Unanswered.status(), AttemptStatus::Failed);
     }
 }

@@ -140,4 +140,30 @@ proptest! {
         prop_assert_eq!(event.map(|e| e.id), Ok(id.clone()));
         prop_assert_eq!(hookline_ingest::inbound::event_id(&headers), Some(id));
     }
+
+    #[test]
+    #[ignore = "fuzz target: make fuzz"]
+    fn a_verification_answer_verifies_only_when_it_holds_the_token(
+        body in prop::collection::vec(any::<u8>(), 0..600),
+        wrapped in prop_oneof![Just(0u8), Just(1), Just(2), Just(3)],
+    ) {
+        use hookline_model::verification::{answer_holds, new_token};
+        let token = new_token();
+        // Arbitrary bytes never hold a fresh 256-bit token, and never panic.
+        prop_assert!(!answer_holds(&body, &token));
+        // The shapes the contract allows always do, whatever surrounds them.
+        let answer = match wrapped {
+            0 => token.clone(),
+            1 => format!("  {token}\r\n"),
+            2 => serde_json::json!({"token": token}).to_string(),
+            _ => serde_json::json!({"status": "ok", "token": token, "extra": String::from_utf8_lossy(&body)}).to_string(),
+        };
+        prop_assert!(answer_holds(answer.as_bytes(), &token));
+        // A token that is only part of the answer does not.
+        let mut longer = answer.into_bytes();
+        longer.extend_from_slice(b"x");
+        if wrapped < 2 {
+            prop_assert!(!answer_holds(&longer, &token));
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod retry;
 pub mod sealed;
 pub mod ssrf;
 pub mod trace;
+pub mod verification;
 pub mod versioned;
 
 pub use envelope::{Event, EventError};

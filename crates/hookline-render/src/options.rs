@@ -95,9 +95,32 @@ pub struct DeliveryOptions {
     /// `filter`, a CEL expression; absent means every matched event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// `verification`; absent means `none`: the subscription is trusted
+    /// from its creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     /// Options of later versions, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// How a subscription proves that its endpoint wants the deliveries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verification {
+    /// Trusted as created.
+    #[default]
+    None,
+    /// Nothing is delivered until the endpoint echoes a challenge's token
+    /// (or the tenant types it in).
+    Challenge,
+}
+
+impl DeliveryOptions {
+    /// Whether this subscription waits for a challenge to be answered.
+    pub fn wants_challenge(&self) -> bool {
+        self.verification == Some(Verification::Challenge)
+    }
 }
 
 impl DeliveryOptions {

@@ -50,6 +50,21 @@ impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
         }
     }
 
+    /// Whether `key` could take a request now, without taking it: for a
+    /// budget that only failures spend, checked before the work.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        let buckets = self.buckets.lock();
+        let Some((tokens, at)) = buckets.get(key) else {
+            return Ok(());
+        };
+        let tokens = (tokens + at.elapsed().as_secs_f64() * self.per_second).min(self.capacity);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.per_second))
+        }
+    }
+
     /// Forgets the keys `keep` refuses (deleted sources, say).
     pub fn retain(&self, keep: impl Fn(&K) -> bool) {
         self.buckets.lock().retain(|key, _| keep(key));
@@ -59,6 +74,17 @@ impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_says_what_take_would_without_spending() {
+        let buckets = KeyedBuckets::new(1.0, 0.001);
+        assert!(buckets.check(&"a").is_ok());
+        assert!(buckets.check(&"a").is_ok());
+        assert!(buckets.take(&"a").is_ok());
+        assert!(buckets.check(&"a").is_err());
+        assert!(buckets.take(&"a").is_err());
+        assert!(buckets.check(&"b").is_ok());
+    }
 
     #[test]
     fn a_key_gets_its_burst_then_waits_and_others_are_unaffected() {

@@ -31,6 +31,8 @@ pub fn attempt_record(
         gone: result.classification == Classification::Gone,
         test: task.test,
         traceparent: String::new(),
+        challenge: !task.challenge_token.is_empty(),
+        challenge_echoed: false,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct SendResult {
     pub error: Option<String>,
     /// The receiver's `Retry-After`, parsed.
     pub retry_after: Option<Duration>,
+    /// The first bytes of the answer's body (`delivery.response_excerpt_bytes`,
+    /// and at least enough to hold a verification token for a challenge).
+    pub answer: Vec<u8>,
 }
 
 /// A pooled, keep-alive HTTP client behind the SSRF guard.
@@ -119,6 +122,7 @@ impl Sender {
             duration: started.elapsed(),
             error: Some(error),
             retry_after: None,
+            answer: Vec::new(),
         };
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -184,12 +188,18 @@ impl Sender {
         let (classification, status_class) = classify_status(status);
         let mut excerpt = Vec::new();
         let mut body_error = None;
+        let keep = if task.challenge_token.is_empty() {
+            self.excerpt_bytes
+        } else {
+            self.excerpt_bytes
+                .max(hookline_model::verification::ANSWER_BYTES)
+        };
         // The request timeout also bounds this read: a body that trickles
-        // forever ends at the deadline, and only `excerpt_bytes` are kept.
-        while excerpt.len() < self.excerpt_bytes {
+        // forever ends at the deadline, and only `keep` bytes are kept.
+        while excerpt.len() < keep {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    let room = self.excerpt_bytes - excerpt.len();
+                    let room = keep - excerpt.len();
                     excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
                 Ok(None) => break,
@@ -204,7 +214,8 @@ impl Sender {
         } else if excerpt.is_empty() {
             Some(body_error.unwrap_or_else(|| format!("HTTP {status}")))
         } else {
-            Some(String::from_utf8_lossy(&excerpt).into_owned())
+            let shown = &excerpt[..excerpt.len().min(self.excerpt_bytes)];
+            Some(String::from_utf8_lossy(shown).into_owned())
         };
         SendResult {
             classification,
@@ -213,6 +224,7 @@ impl Sender {
             duration: started.elapsed(),
             error,
             retry_after,
+            answer: excerpt,
         }
     }
 }

@@ -20,6 +20,10 @@ pub struct SubscriptionRow {
     pub event_types: Vec<String>,
     /// A disabled subscription receives nothing.
     pub enabled: bool,
+    /// False while a `verification: "challenge"` subscription waits for
+    /// its endpoint to echo the token: it then receives nothing, as if
+    /// disabled (migration 0007).
+    pub verified: bool,
     /// The current secret, sealed.
     pub secret_sealed: Vec<u8>,
     /// The rotated-out secret, sealed, while it still signs.
@@ -55,7 +59,7 @@ pub struct SubscriptionRow {
 }
 
 /// Every column of [`SubscriptionRow`], for `SELECT` and `RETURNING`.
-pub const COLUMNS: &str = "id, tenant, name, url, event_types, enabled, secret_sealed, previous_secret_sealed, \
+pub const COLUMNS: &str = "id, tenant, name, url, event_types, enabled, verified, secret_sealed, previous_secret_sealed, \
      previous_secret_expires_at, signature, headers, headers_sealed, last_attempt_at, last_status, last_response_status, \
      last_error, created_at, updated_at, revision, options";
 
@@ -68,6 +72,7 @@ pub fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
         url: row.try_get("url")?,
         event_types: row.try_get("event_types")?,
         enabled: row.try_get("enabled")?,
+        verified: row.try_get("verified")?,
         secret_sealed: row.try_get("secret_sealed")?,
         previous_secret_sealed: row.try_get("previous_secret_sealed")?,
         previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
@@ -85,7 +90,8 @@ pub fn read(row: &PgRow) -> Result<SubscriptionRow, sqlx::Error> {
     })
 }
 
-/// Every enabled subscription, or one tenant's: what fanout matches against.
+/// Every enabled and verified subscription, or one tenant's: what fanout
+/// matches against.
 pub async fn load_enabled(
     pool: &PgPool,
     tenant: Option<&str>,
@@ -93,7 +99,7 @@ pub async fn load_enabled(
     let rows = match tenant {
         Some(tenant) => {
             sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM subscriptions WHERE enabled AND tenant = $1"
+                "SELECT {COLUMNS} FROM subscriptions WHERE enabled AND verified AND tenant = $1"
             ))
             .bind(tenant)
             .fetch_all(pool)
@@ -101,7 +107,7 @@ pub async fn load_enabled(
         }
         None => {
             sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM subscriptions WHERE enabled"
+                "SELECT {COLUMNS} FROM subscriptions WHERE enabled AND verified"
             ))
             .fetch_all(pool)
             .await?

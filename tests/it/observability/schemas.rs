@@ -347,6 +347,7 @@ async fn a_real_answer_of_every_api_and_ingest_operation_matches_its_documented_
     );
 
     sample_sources(&env, (&api, &ingest), &mut covered).await;
+    sample_verification(&env, &api, &receiver, &mut covered).await;
 
     // Every `/v1/` operation of both documents was sampled.
     for doc in [&api, &ingest] {
@@ -373,6 +374,65 @@ async fn a_real_answer_of_every_api_and_ingest_operation_matches_its_documented_
     assert!(!jsonschema::draft202012::new(&schema)
         .expect("schema")
         .is_valid(&not_an_error));
+}
+
+/// Verification: a challenge asked for again, a wrong token, the right one.
+async fn sample_verification(
+    env: &TestEnv,
+    api: &Value,
+    receiver: &Receiver,
+    covered: &mut Covered,
+) {
+    let a = |path: &str| format!("{}{path}", env.api);
+    let create = json!({"url": receiver.url("/challenged"), "event_types": ["lead.created"],
+        "verification": "challenge"});
+    let (status, created) = call(
+        env,
+        "POST",
+        &a("/v1/tenants/acme/subscriptions"),
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    check(
+        api,
+        covered,
+        ("POST", "/v1/tenants/{tenant}/subscriptions"),
+        (status, &created),
+    );
+    let one = format!(
+        "/v1/tenants/acme/subscriptions/{}",
+        created["id"].as_str().expect("id")
+    );
+    let sent = call(
+        env,
+        "POST",
+        &a(&format!("{one}/verification")),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(sent.0, 202, "{}", sent.1);
+    let template = "/v1/tenants/{tenant}/subscriptions/{id}/verification";
+    check(api, covered, ("POST", template), (sent.0, &sent.1));
+    let verify = a(&format!("{one}/verify"));
+    let template = "/v1/tenants/{tenant}/subscriptions/{id}/verify";
+    let wrong = call(env, "POST", &verify, Some(json!({"token": "hlvt_wrong"}))).await;
+    assert_eq!(wrong.0, 422, "{}", wrong.1);
+    check(api, covered, ("POST", template), (wrong.0, &wrong.1));
+    let token =
+        hookline_tests::eventually(Duration::from_secs(15), "the second challenge", || async {
+            receiver
+                .requests("/challenged")
+                .iter()
+                .map(|r| r.json())
+                .find(|body| body["id"] == sent.1["event_id"])
+                .and_then(|body| body["data"]["token"].as_str().map(str::to_string))
+        })
+        .await;
+    let right = call(env, "POST", &verify, Some(json!({ "token": token }))).await;
+    assert_eq!(right.0, 200, "{}", right.1);
+    assert_eq!(right.1["verified"], true, "{}", right.1);
+    check(api, covered, ("POST", template), (right.0, &right.1));
 }
 
 /// Sources: created, refused, listed, read, fed to ingest, posted to and

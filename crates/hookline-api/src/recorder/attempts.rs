@@ -8,18 +8,27 @@ use hookline_proto::{AttemptBatch, AttemptRecord, Message as _, SCHEMA_VERSION};
 use lapin::message::Delivery;
 use sqlx::PgConnection;
 
+use std::sync::Arc;
+
+use hookline_model::sealed::Keyring;
+
 use super::consume::Sink;
 use crate::control::{Announcement, Notifier};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Verification};
 use crate::store::attempts::{self, Written};
 use crate::store::parked;
+use crate::store::subscriptions::SubscriptionRow;
+use crate::store::verification::{self, By, Taken};
 
-/// Writes attempt batches; disables subscriptions whose receiver is gone.
+/// Writes attempt batches; disables subscriptions whose receiver is gone,
+/// and verifies those whose endpoint echoed its challenge.
 pub(crate) struct AttemptSink {
     /// Written count and lag.
     pub metrics: Metrics,
-    /// Announces 410 disables.
+    /// Announces 410 disables and verifications.
     pub notifier: Notifier,
+    /// Builds the shape a verified subscription is announced with.
+    pub keyring: Arc<Keyring>,
 }
 
 /// What one committed write did.
@@ -27,6 +36,8 @@ pub(crate) struct Outcome {
     written: Written,
     recorded: Vec<Recorded>,
     parked: u64,
+    verifications: Vec<Verification>,
+    verified: Vec<SubscriptionRow>,
 }
 
 /// What is kept of a written record for after the commit: its lag, and its
@@ -89,7 +100,28 @@ impl Sink for AttemptSink {
             }
         }
         let written = attempts::write(tx, &records).await?;
+        let mut verifications = Vec::new();
+        let mut verified = Vec::new();
+        for record in records.iter().filter(|r| r.challenge) {
+            if !record.challenge_echoed {
+                verifications.push(Verification::Unanswered);
+                continue;
+            }
+            // In the history's transaction: the attempt and the verified
+            // subscription are written together or not at all.
+            let by = By::EventId(&record.event_id);
+            match verification::take(tx, &record.tenant, &record.subscription_id, by).await? {
+                Taken::Verified(row) => {
+                    verifications.push(Verification::Echoed);
+                    verified.push(*row);
+                }
+                // Expired, or answered after a newer challenge replaced it.
+                Taken::Expired | Taken::NoMatch => verifications.push(Verification::Expired),
+            }
+        }
         Ok(Outcome {
+            verifications,
+            verified,
             written,
             recorded: records
                 .into_iter()
@@ -125,6 +157,18 @@ impl Sink for AttemptSink {
                     hookline.record_lag_ms = lag_ms,
                 );
                 hookline_runtime::telemetry::attach(&span, Some(parent));
+            }
+        }
+        for outcome in &outcome.verifications {
+            self.metrics.verification(*outcome);
+        }
+        for row in &outcome.verified {
+            tracing::info!(tenant = %row.tenant, subscription_id = %row.id, "endpoint echoed its verification challenge; subscription verified");
+            match Announcement::of_row(row, &self.keyring) {
+                Ok(announcement) => self.notifier.announce(announcement).await,
+                Err(error) => {
+                    tracing::error!(%error, subscription_id = %row.id, "cannot announce a verified subscription; fanouts pick it up at their next full reload")
+                }
             }
         }
         for gone in outcome.written.disabled {

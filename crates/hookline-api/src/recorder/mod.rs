@@ -13,6 +13,7 @@ mod source_requests;
 use std::sync::Arc;
 
 use hookline_amqp::{supervise, SessionContext, Topology};
+use hookline_model::sealed::Keyring;
 use hookline_runtime::Readiness;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,8 +36,10 @@ pub(crate) struct Recorders {
     pub config: ApiConfig,
     /// Counters and the lag histogram.
     pub metrics: Metrics,
-    /// Announces subscriptions disabled by a 410.
+    /// Announces subscriptions disabled by a 410, or verified by an echo.
     pub notifier: Notifier,
+    /// For the shape a verified subscription is announced with.
+    pub keyring: Arc<Keyring>,
     /// The api's shutdown signal: consumers stop taking messages and drain.
     pub token: CancellationToken,
 }
@@ -48,6 +51,7 @@ impl Recorders {
         let attempts = attempts::AttemptSink {
             metrics: self.metrics.clone(),
             notifier: self.notifier.clone(),
+            keyring: self.keyring.clone(),
         };
         let dead = dead_letters::DeadLetterSink {
             metrics: self.metrics.clone(),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use hookline_render::{BodyOption, DeliveryOptions, DeliveryPlan, Limits, Method};
+use hookline_render::{BodyOption, DeliveryOptions, DeliveryPlan, Limits, Method, Verification};
 use hookline_signature::{Secret, SignatureScheme};
 use serde_json::{Map, Value};
 
@@ -78,6 +78,10 @@ pub(crate) struct SubscriptionFields {
     /// `true` are delivered.
     #[schema(example = "data.amount > 100 && data.stage == 'won'")]
     filter: Option<String>,
+    /// `none` (the default) or `challenge`: deliver nothing until the
+    /// endpoint echoes the token of a `webhook.verification` delivery.
+    #[schema(example = "challenge")]
+    verification: Option<String>,
 }
 
 /// The body's value for `key`, treating `null` as absent.
@@ -216,7 +220,7 @@ impl Draft {
         self.apply_options(body)
     }
 
-    /// Overlays `method`, `body` and `filter` and compiles the result, so a
+    /// Overlays `method`, `body`, `filter` and `verification` and compiles the result, so a
     /// template or filter that would fail in fanout is a `422` here. In a
     /// PATCH, `null` leaves an option unchanged, like any field; to remove
     /// one, send its default (`"POST"`, `{"format": "json"}`, `""`).
@@ -251,6 +255,17 @@ impl Draft {
                 ))
             }
             None => {}
+        }
+        if let Some(value) = field(body, "verification") {
+            let verification: Verification =
+                serde_json::from_value(value.clone()).map_err(|_| {
+                    ApiError::invalid(
+                        "invalid_verification",
+                        "verification must be \"none\" or \"challenge\"",
+                    )
+                })?;
+            self.options.verification =
+                (verification != Verification::None).then_some(verification);
         }
         DeliveryPlan::compile(&self.options, Limits::default())
             .map(drop)

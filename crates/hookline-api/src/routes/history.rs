@@ -98,7 +98,7 @@ pub(super) async fn dead_letters(
 #[utoipa::path(post, path = REPLAY, operation_id = "replayDeadLetter", summary = "Send a dead letter again as a new first attempt",
     responses(
         (status = 202, description = "Replayed: the broker confirmed the task", body = Replayed),
-        (status = 409, description = "subscription_deleted or subscription_disabled", body = ErrorBody),
+        (status = 409, description = "subscription_deleted, subscription_disabled or subscription_unverified", body = ErrorBody),
         (status = 429, description = "rate_limited: the tenant's test sends and replays exceeded api.manual_sends_per_minute; Retry-After says when to try again", body = ErrorBody),
     ))]
 pub(super) async fn replay(
@@ -132,6 +132,12 @@ pub(super) async fn replay(
         return Err(conflict(
             "subscription_disabled",
             "the subscription of this dead letter is disabled; enable it to replay",
+        ));
+    }
+    if !subscription.verified {
+        return Err(conflict(
+            "subscription_unverified",
+            "the subscription of this dead letter waits for verification; verify it to replay",
         ));
     }
     task::refresh(&mut task, &subscription, state.keyring(), Utc::now())?;

@@ -11,6 +11,7 @@ mod preview;
 mod sources;
 mod subscriptions;
 pub(crate) mod task;
+pub(crate) mod verification;
 mod views;
 
 use axum::extract::DefaultBodyLimit;
@@ -30,7 +31,7 @@ pub(crate) fn router(state: AppState) -> Router {
     use openapi::{
         API_KEY, API_KEYS, ATTEMPTS, DEAD_LETTERS, EVENT_TYPE, EVENT_TYPES, HEALTHZ, METRICS,
         OPENAPI, PREVIEW, READYZ, REPLAY, ROTATE_SECRET, SOURCE, SOURCES, SOURCE_FEED,
-        SOURCE_REQUESTS, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND,
+        SOURCE_REQUESTS, SUBSCRIPTION, SUBSCRIPTIONS, TEST_SEND, VERIFICATION, VERIFY,
     };
     let max_body = state.config.api.max_body_bytes;
     let mut router = Router::new();
@@ -47,6 +48,8 @@ pub(crate) fn router(state: AppState) -> Router {
             ("POST", TEST_SEND) => post(actions::test_send),
             ("POST", PREVIEW) => post(preview::preview),
             ("POST", ROTATE_SECRET) => post(actions::rotate_secret),
+            ("POST", VERIFICATION) => post(verification::resend),
+            ("POST", VERIFY) => post(verification::verify),
             ("GET", ATTEMPTS) => get(history::attempts),
             ("GET", DEAD_LETTERS) => get(history::dead_letters),
             ("POST", REPLAY) => post(history::replay),

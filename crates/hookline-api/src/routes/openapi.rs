@@ -12,7 +12,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder, Type};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, api_keys, event_types, history, preview, sources, subscriptions};
+use super::{
+    actions, api_keys, event_types, history, preview, sources, subscriptions, verification,
+};
 use crate::error::ErrorBody;
 
 /// A tenant's API keys.
@@ -29,6 +31,10 @@ pub const TEST_SEND: &str = "/v1/tenants/{tenant}/subscriptions/{id}/test";
 pub const PREVIEW: &str = "/v1/tenants/{tenant}/subscriptions/{id}/preview";
 /// Secret rotation of one subscription.
 pub const ROTATE_SECRET: &str = "/v1/tenants/{tenant}/subscriptions/{id}/rotate-secret";
+/// A new verification challenge for one subscription.
+pub const VERIFICATION: &str = "/v1/tenants/{tenant}/subscriptions/{id}/verification";
+/// A typed-in verification token.
+pub const VERIFY: &str = "/v1/tenants/{tenant}/subscriptions/{id}/verify";
 /// Delivery history of one subscription.
 pub const ATTEMPTS: &str = "/v1/tenants/{tenant}/subscriptions/{id}/attempts";
 /// A tenant's dead letters.
@@ -71,6 +77,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", TEST_SEND),
     ("POST", PREVIEW),
     ("POST", ROTATE_SECRET),
+    ("POST", VERIFICATION),
+    ("POST", VERIFY),
     ("GET", ATTEMPTS),
     ("GET", DEAD_LETTERS),
     ("POST", REPLAY),
@@ -118,6 +126,8 @@ pub(crate) fn build() -> Value {
         actions::test_send,
         preview::preview,
         actions::rotate_secret,
+        verification::resend,
+        verification::verify,
         history::attempts,
         history::dead_letters,
         history::replay,

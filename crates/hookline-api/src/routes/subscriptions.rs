@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::draft::{Draft, SubscriptionFields};
 use super::openapi::{SUBSCRIPTION, SUBSCRIPTIONS};
+use super::verification;
 use super::views::{self, List, SubscriptionView};
 use crate::auth::Caller;
 use crate::control::Announcement;
@@ -54,6 +55,7 @@ pub(super) async fn create(
         url: draft.url.clone(),
         event_types: draft.event_types.clone(),
         enabled: draft.enabled,
+        verified: !draft.options.wants_challenge(),
         previous_secret_sealed: None,
         previous_secret_expires_at: None,
         signature: draft.signature_json(),
@@ -77,6 +79,7 @@ pub(super) async fn create(
         .notifier
         .announce(Announcement::of_row(&created, keyring)?)
         .await;
+    verification::challenge_if_waiting(&state, &created).await;
     Ok((
         StatusCode::CREATED,
         Json(views::subscription(keyring, &created, Some(&secret))?),
@@ -159,22 +162,39 @@ pub(super) async fn update(
     let pool = state.db.pool()?;
     let keyring = state.keyring();
     let mut secret = String::new();
+    let mut ask_again = false;
     let updated = subscriptions::modify(pool, &tenant, &id, |row| {
         let headers = views::open_headers(keyring, row)?;
         let mut draft = Draft::from_row(row, views::open_secret(keyring, row)?, &headers);
+        let asked_before = draft.options.wants_challenge();
         draft.apply(&body, &state.rules, false)?;
+        // A new URL must prove itself again; switching the challenge on
+        // asks for the first time; switching it off trusts the endpoint.
+        let wants = draft.options.wants_challenge();
+        ask_again = wants && (draft.url != row.url || !asked_before);
+        if ask_again {
+            row.verified = false;
+        } else if !wants {
+            row.verified = true;
+        }
         draft.write_to(row, keyring)?;
         secret = draft.secret.unwrap_or_default();
         Ok::<_, ApiError>(())
     })
     .await?
     .ok_or_else(|| ApiError::not_found("subscription", &id))?;
+    if !verification::wants_challenge(&updated) {
+        crate::store::verification::close(pool, &id).await?;
+    }
     // Deliverers re-shape queued tasks to the new URL and credentials, or
     // drop them once it is disabled; fanout reloads the tenant either way.
     state
         .notifier
         .announce(Announcement::of_row(&updated, keyring)?)
         .await;
+    if ask_again {
+        verification::challenge_if_waiting(&state, &updated).await;
+    }
     Ok(Json(views::subscription(keyring, &updated, Some(&secret))?))
 }
 

@@ -1,5 +1,6 @@
-//! Delivery tasks the api builds itself: the sample of a test send, and the
-//! refresh of a replayed task from its subscription's current settings.
+//! Delivery tasks the api builds itself: the sample of a test send, a
+//! verification challenge, and the refresh of a replayed task from its
+//! subscription's current settings.
 
 use chrono::{DateTime, Utc};
 use hookline_model::envelope::Event;
@@ -117,6 +118,45 @@ pub(super) fn test_task(
             "filter: the subscription's filter is not true for this sample, so nothing was sent",
         ));
     }
+    Ok(task)
+}
+
+/// A verification challenge for `row`: the standard body of a
+/// `webhook.verification` event whose `data` is `{"token"}`, sent as a
+/// plain JSON `POST` whatever the subscription's method, template or
+/// filter (the endpoint must be able to read it), and signed like every
+/// delivery.
+pub(super) fn challenge_task(
+    row: &SubscriptionRow,
+    event_id: &str,
+    token: &str,
+    keyring: &Keyring,
+    now: DateTime<Utc>,
+) -> Result<DeliveryTask, ApiError> {
+    let mut data = Map::new();
+    data.insert("token".into(), Value::String(token.to_string()));
+    let event = Event {
+        id: event_id.to_string(),
+        tenant: row.tenant.clone(),
+        event_type: hookline_model::verification::EVENT_TYPE.to_string(),
+        occurred_at: now,
+        data,
+    };
+    let body = serde_json::to_vec(&event.delivery_value(false)).unwrap_or_default();
+    let mut task = DeliveryTask {
+        schema_version: SCHEMA_VERSION,
+        delivery_id: ids::delivery_id(&row.tenant, event_id, &row.id),
+        tenant: row.tenant.clone(),
+        event_id: event.id,
+        event_type: event.event_type,
+        occurred_at_ms: now.timestamp_millis(),
+        body: body.into(),
+        subscription_id: row.id.clone(),
+        attempt: 1,
+        challenge_token: token.to_string(),
+        ..DeliveryTask::default()
+    };
+    refresh(&mut task, row, keyring, now)?;
     Ok(task)
 }
 

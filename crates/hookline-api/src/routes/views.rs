@@ -49,6 +49,13 @@ pub(crate) struct SubscriptionView {
     /// The CEL filter, if any.
     #[schema(example = "data.amount > 100")]
     filter: Option<String>,
+    /// `none`, or `challenge`: nothing is delivered until the endpoint
+    /// echoes a challenge's token.
+    #[schema(example = "challenge")]
+    verification: &'static str,
+    /// False while a challenge waits for its answer; always true with
+    /// `verification: "none"`.
+    verified: bool,
     /// RFC 3339 UTC with milliseconds.
     created_at: String,
     /// RFC 3339 UTC with milliseconds.
@@ -76,6 +83,11 @@ pub(super) fn subscription(
 ) -> Result<SubscriptionView, ApiError> {
     let options = DeliveryOptions::from_stored(&row.options)
         .map_err(|e| ApiError::Internal(format!("subscription {}: stored options: {e}", row.id)))?;
+    let verification = if options.wants_challenge() {
+        "challenge"
+    } else {
+        "none"
+    };
     Ok(SubscriptionView {
         id: row.id.clone(),
         name: row.name.clone(),
@@ -86,6 +98,8 @@ pub(super) fn subscription(
         headers: open_headers(keyring, row)?,
         method: options.method.unwrap_or_default().as_str().to_string(),
         body: serde_json::to_value(options.body.unwrap_or_default()).unwrap_or(Value::Null),
+        verification,
+        verified: row.verified,
         filter: options.filter,
         created_at: timestamp(row.created_at),
         updated_at: timestamp(row.updated_at),

@@ -226,6 +226,8 @@ fn read(row: &PgRow) -> Result<AttemptRecord, sqlx::Error> {
         gone: false,
         test: row.try_get("test")?,
         traceparent: String::new(),
+        challenge: false,
+        challenge_echoed: false,
     })
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod event_types;
 pub(crate) mod parked;
 pub(crate) mod sources;
 pub(crate) mod subscriptions;
+pub(crate) mod verification;
 
 /// Whether `tenant` has fewer than `max` rows in `table`, holding a
 /// per-tenant, per-table advisory lock for the rest of `tx`, so the count

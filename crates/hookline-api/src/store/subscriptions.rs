@@ -68,7 +68,7 @@ pub(crate) async fn insert(
     }
     let sql = format!(
         "INSERT INTO subscriptions (id, tenant, name, url, event_types, enabled, secret_sealed, signature, headers, \
-         headers_sealed, options) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+         headers_sealed, options, verified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
     );
     let row = sqlx::query(&sql)
         .bind(&new.id)
@@ -82,6 +82,7 @@ pub(crate) async fn insert(
         .bind(&new.headers)
         .bind(&new.headers_sealed)
         .bind(&new.options)
+        .bind(new.verified)
         .fetch_one(&mut *tx)
         .await?;
     let created = read(&row)?;
@@ -119,7 +120,7 @@ where
     let sql = format!(
         "UPDATE subscriptions SET name = $3, url = $4, event_types = $5, enabled = $6, secret_sealed = $7, \
          previous_secret_sealed = $8, previous_secret_expires_at = $9, signature = $10, headers = $11, \
-         headers_sealed = $12, options = $13, updated_at = now() WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
+         headers_sealed = $12, options = $13, verified = $14, updated_at = now() WHERE tenant = $1 AND id = $2 RETURNING {COLUMNS}"
     );
     let updated = sqlx::query(&sql)
         .bind(tenant)
@@ -135,6 +136,7 @@ where
         .bind(&row.headers)
         .bind(&row.headers_sealed)
         .bind(&row.options)
+        .bind(row.verified)
         .fetch_one(&mut *tx)
         .await?;
     let updated = read(&updated)?;
