@@ -163,6 +163,7 @@ pub(super) async fn update(
     let keyring = state.keyring();
     let mut secret = String::new();
     let mut ask_again = false;
+    let mut switched_off = false;
     let updated = subscriptions::modify(pool, &tenant, &id, |row| {
         let headers = views::open_headers(keyring, row)?;
         let mut draft = Draft::from_row(row, views::open_secret(keyring, row)?, &headers);
@@ -172,6 +173,7 @@ pub(super) async fn update(
         // asks for the first time; switching it off trusts the endpoint.
         let wants = draft.options.wants_challenge();
         ask_again = wants && (draft.url != row.url || !asked_before);
+        switched_off = asked_before && !wants;
         if ask_again {
             row.verified = false;
         } else if !wants {
@@ -183,7 +185,7 @@ pub(super) async fn update(
     })
     .await?
     .ok_or_else(|| ApiError::not_found("subscription", &id))?;
-    if !verification::wants_challenge(&updated) {
+    if switched_off {
         crate::store::verification::close(pool, &id).await?;
     }
     // Deliverers re-shape queued tasks to the new URL and credentials, or

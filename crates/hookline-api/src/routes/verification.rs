@@ -208,7 +208,7 @@ pub(super) async fn verify(
 
 /// Announces a subscription that has just been verified: fanouts start
 /// matching it, deliverers stop dropping its tasks.
-pub(crate) async fn verified(state: &AppState, row: &SubscriptionRow) -> Result<(), ApiError> {
+async fn verified(state: &AppState, row: &SubscriptionRow) -> Result<(), ApiError> {
     tracing::info!(tenant = %row.tenant, subscription_id = %row.id, "subscription verified");
     state
         .notifier
@@ -218,7 +218,7 @@ pub(crate) async fn verified(state: &AppState, row: &SubscriptionRow) -> Result<
 }
 
 /// Whether `row` asks for verification by challenge.
-pub(super) fn wants_challenge(row: &SubscriptionRow) -> bool {
+fn wants_challenge(row: &SubscriptionRow) -> bool {
     hookline_render::DeliveryOptions::from_stored(&row.options)
         .is_ok_and(|options| options.wants_challenge())
 }
