@@ -6,6 +6,7 @@ mod catalogue;
 mod catalogue_checks;
 mod client;
 mod control;
+mod endpoint_queues;
 mod fairness;
 mod http_limits;
 mod ingest;

@@ -16,9 +16,10 @@ pub use connect::{connect, connect_to, header_str, supervise, Broker, SessionCon
 pub use control::{next_control, subscribe_control, subscribe_control_log, ControlMessage};
 pub use error::AmqpError;
 pub use publisher::{protobuf_properties, ConfirmedPublisher, PendingConfirm};
-pub use shared::{SharedPublisher, SharedPublisherConfig};
+pub use shared::{Outgoing, SharedPublisher, SharedPublisherConfig};
 pub use topology::{
-    declare, declare_lane, redelivered_too_often, Topology, DELIVERY_LIMIT, LANE_TTL,
+    declare, declare_endpoint_queue, declare_lane, redelivered_too_often, Topology, DELIVERY_LIMIT,
+    LANE_TTL,
 };
 
 pub use lapin;

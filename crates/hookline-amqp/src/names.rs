@@ -61,3 +61,10 @@ pub fn wait_queue(delay: Duration) -> String {
 pub fn lane_queue(subscription_id: &str) -> String {
     format!("hookline.lane.{subscription_id}")
 }
+
+/// The queue of one subscription with an endpoint policy (`ordering`,
+/// `rate_limit`): fanout publishes its tasks here from the first event, and
+/// deliverers take them out under the policy, one active consumer at a time.
+pub fn endpoint_queue(subscription_id: &str) -> String {
+    format!("hookline.endpoint.{subscription_id}")
+}

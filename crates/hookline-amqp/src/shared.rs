@@ -148,6 +148,80 @@ impl SharedPublisher {
         result
     }
 
+    /// Publishes `messages` on one channel in this order, so each queue
+    /// receives them in this order (a producer's batch keeps its order for
+    /// FIFO subscriptions), and waits for every confirm; all `mandatory` and
+    /// within one timeout. One result per message: a send that fails fails
+    /// the ones after it too, since they were not sent.
+    pub async fn publish_in_order(
+        &self,
+        messages: Vec<Outgoing<'_>>,
+    ) -> Vec<Result<(), AmqpError>> {
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let count = messages.len();
+        let publisher = match tokio::time::timeout_at(deadline, self.publisher()).await {
+            Ok(Ok(publisher)) => publisher,
+            failed => {
+                let reason = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => AmqpError::Timeout.to_string(),
+                };
+                return (0..count)
+                    .map(|_| Err(AmqpError::Unavailable(reason.clone())))
+                    .collect();
+            }
+        };
+        // Sent one after another (each waits only for a window slot), their
+        // confirms awaited on tasks of their own so the window keeps moving.
+        let mut waiting = Vec::with_capacity(count);
+        let mut unsent: Option<String> = None;
+        for message in messages {
+            if unsent.is_some() {
+                waiting.push(None);
+                continue;
+            }
+            let send = publisher.send(
+                message.exchange,
+                message.routing_key,
+                &message.payload,
+                message.properties,
+                true,
+            );
+            match tokio::time::timeout_at(deadline, send).await {
+                Ok(Ok(pending)) => waiting.push(Some(tokio::spawn(pending.confirmed()))),
+                Ok(Err(error)) => {
+                    unsent = Some(error.to_string());
+                    waiting.push(None);
+                }
+                Err(_) => {
+                    unsent = Some(AmqpError::Timeout.to_string());
+                    waiting.push(None);
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(count);
+        let mut spoiled = unsent.is_some();
+        for confirm in waiting {
+            let result = match confirm {
+                None => Err(AmqpError::Unavailable(format!(
+                    "not sent after an earlier failure: {}",
+                    unsent.as_deref().unwrap_or_default()
+                ))),
+                Some(confirm) => match tokio::time::timeout_at(deadline, confirm).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(join)) => Err(AmqpError::Unavailable(join.to_string())),
+                    Err(_) => Err(AmqpError::Timeout),
+                },
+            };
+            spoiled |= result.as_ref().is_err_and(AmqpError::spoils_channel);
+            results.push(result);
+        }
+        if spoiled {
+            self.invalidate().await;
+        }
+        results
+    }
+
     /// Forgets the current channel (after a failure or timeout). If another
     /// caller holds the lock it is opening a fresh channel already: do not
     /// wait for it, the caller's deadline has passed.
@@ -171,4 +245,16 @@ impl SharedPublisher {
     pub fn timeout(&self) -> Duration {
         self.config.timeout
     }
+}
+
+/// One message of [`SharedPublisher::publish_in_order`].
+pub struct Outgoing<'a> {
+    /// The exchange.
+    pub exchange: &'a str,
+    /// The routing key.
+    pub routing_key: &'a str,
+    /// The body.
+    pub payload: Vec<u8>,
+    /// Its properties (made persistent on the way out).
+    pub properties: BasicProperties,
 }

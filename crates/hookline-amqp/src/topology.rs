@@ -218,6 +218,28 @@ pub async fn declare_lane(
     Ok(name)
 }
 
+/// Declares the queue of a subscription with an endpoint policy (see
+/// [`crate::names::endpoint_queue`]) on `channel`; fanout and deliverers
+/// both call it, with the same arguments, so whichever comes first creates
+/// it. A single active consumer is what makes the policy hold across every
+/// deliverer: the broker hands the queue to one of them at a time and to
+/// the next when it goes. No TTL, unlike a lane: its tasks must keep their
+/// order and pace, so they wait for a deliverer however long.
+pub async fn declare_endpoint_queue(
+    channel: &Channel,
+    queue_type: QueueType,
+    subscription_id: &str,
+) -> Result<String, AmqpError> {
+    let name = crate::names::endpoint_queue(subscription_id);
+    let mut args = work_queue_args(queue_type, DEAD_QUEUE);
+    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    if queue_type == QueueType::Classic {
+        args.insert("x-queue-version".into(), AMQPValue::LongLongInt(2));
+    }
+    queue(channel, &name, args).await?;
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ mod extract;
 mod limits;
 pub mod metrics;
 mod migrate;
+mod policies;
 mod readiness;
 mod recorder;
 mod reseal;

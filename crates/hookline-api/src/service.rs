@@ -89,6 +89,12 @@ pub async fn run(
         notifier.clone(),
         token.clone(),
     ));
+    tracker.spawn(crate::policies::run(
+        db.clone(),
+        keyring.clone(),
+        notifier.clone(),
+        token.clone(),
+    ));
     tracker.spawn(retention::run(
         db.clone(),
         retention::Rule::all(&config.api),

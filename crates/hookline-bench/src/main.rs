@@ -11,6 +11,7 @@ mod inbound;
 mod load;
 mod options;
 mod pipeline;
+mod policies;
 mod procstat;
 mod raw;
 mod report;
@@ -280,6 +281,7 @@ async fn run(args: &Args, http: &reqwest::Client, cleanup: &Cleanup) -> anyhow::
     if let Some(measured) = &inbound_run {
         targets.push(measured.target());
     }
+    targets.extend(policies::target(&runs));
     let mut settings = BTreeMap::new();
     for (key, value) in [
         ("raw_secs", args.raw_secs.to_string()),
@@ -496,6 +498,8 @@ async fn drive(
         f10.deliveries_per_s
     );
     runs.push(f10);
+
+    runs.extend(policies::run(&pipeline, secs(args.options_secs)).await?);
 
     for percent in &args.latency_percent {
         let rate = (max_rate * f64::from(*percent) / 100.0).max(1.0);

@@ -93,7 +93,16 @@ impl Pipeline<'_> {
             )
             .await?;
         }
-        let expected = f64::from(1 + 10 + FAIR_HEALTHY + 1) + options::RUNS.len() as f64;
+        let mut policy_subscriptions = 0;
+        for (tenant, event_type, count, options) in crate::policies::subscriptions() {
+            for i in 0..count {
+                self.subscribe(tenant, &sink.fast_url(i), &[event_type], &options)
+                    .await?;
+            }
+            policy_subscriptions += count;
+        }
+        let expected = f64::from(1 + 10 + FAIR_HEALTHY + 1 + policy_subscriptions)
+            + options::RUNS.len() as f64;
         let deadline = Instant::now() + Duration::from_secs(30);
         while self
             .metric(&self.fanout, "hookline_fanout_subscriptions_loaded")

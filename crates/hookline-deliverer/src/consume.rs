@@ -1,7 +1,7 @@
 //! The consume loop: takes tasks from one queue, hands each to the
 //! handler on a slot of its own, and settles (acks or requeues) them in few
-//! frames. It knows nothing of lanes or control: the session and the lane
-//! supervisor say which queue to consume and how.
+//! frames. It knows nothing of lanes or control: the session and the
+//! supervisors say which queue to consume and how.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::endpoints::EndpointRule;
 use crate::handle::{Disposition, Handler, Slots};
 
 /// What the settler hears of one message: the handler's [`Disposition`]
@@ -42,10 +43,24 @@ pub struct Source {
     pub prefetch: usize,
     /// A slot pool of this source's own besides the deliverer-wide one.
     pub own_slots: Option<Arc<Semaphore>>,
-    /// A slow lane: its tasks wait for their subscription however long.
-    pub lane: bool,
+    /// Which kind of queue it is, which decides how its tasks wait.
+    pub origin: Origin,
     /// Stop after this long without a message.
     pub idle: Option<Duration>,
+    /// Stops this consumer alone (an endpoint queue's policy changed).
+    pub stop: Option<CancellationToken>,
+}
+
+/// Where a task was taken from.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// A shared queue: a task with an endpoint policy moves to its endpoint
+    /// queue, a saturated subscription's task to its slow lane.
+    Shared,
+    /// A slow lane: its tasks wait for their subscription however long.
+    Lane,
+    /// An endpoint queue, taken out under its rule.
+    Endpoint(Arc<EndpointRule>),
 }
 
 impl Source {
@@ -55,8 +70,9 @@ impl Source {
             queue: queue.to_string(),
             prefetch,
             own_slots,
-            lane: false,
+            origin: Origin::Shared,
             idle: None,
+            stop: None,
         }
     }
 }
@@ -128,9 +144,16 @@ impl TaskConsumers {
                     None => std::future::pending().await,
                 }
             };
+            let stop = async {
+                match &source.stop {
+                    Some(stop) => stop.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
             let next = tokio::select! {
                 next = consumer.next() => next,
                 _ = self.token.cancelled() => break Ok(Ended::Cancelled),
+                _ = stop => break Ok(Ended::Cancelled),
                 _ = idle => break Ok(Ended::Idle),
             };
             let delivery = match next {
@@ -157,7 +180,7 @@ impl TaskConsumers {
                 own: source.own_slots.clone(),
             };
             let delivery_tag = delivery.delivery_tag;
-            let from_lane = source.lane;
+            let origin = source.origin.clone();
             let _ = settle.send(Settle::Started(delivery_tag));
             self.inflight.spawn(async move {
                 let disposition = handler
@@ -165,19 +188,29 @@ impl TaskConsumers {
                         &delivery.data,
                         delivery.properties.headers().as_ref(),
                         &slots,
-                        from_lane,
+                        &origin,
                     )
                     .await;
                 let _ = settle.send(Settle::Finished(delivery_tag, disposition));
             });
         };
-        let _ = channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+        let ordered = matches!(source.origin, Origin::Endpoint(_));
+        if !ordered {
+            let _ = channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
         // The settler ends once every spawned send has reported (each holds
         // a sender), after acking everything that finished.
         drop(settle);
         let _ = settler.await;
+        if ordered {
+            // An endpoint queue's single active consumer hands over only
+            // now, with its head settled: cancelling before would let the
+            // next deliverer send the message behind a head still in
+            // flight. Closing requeues whatever was prefetched meanwhile.
+            let _ = channel.close(200, "endpoint consumer stopped".into()).await;
+        }
         result
     }
 }

@@ -1,6 +1,6 @@
 //! The control listener: reads `hookline.control.log` from its start, then
 //! live, and turns each message into a typed change for [`Revisions`] or a
-//! lane to consume. Unknown messages are counted and ignored.
+//! lane to consume, and keeps the endpoint policies. Unknown messages are counted and ignored.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use lapin::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::endpoints::EndpointPolicies;
 use crate::lanes::LaneId;
 use crate::revisions::Revisions;
 
@@ -21,6 +22,10 @@ pub struct Listener {
     pub revisions: Revisions,
     /// Slow lanes to consume, from deliverers' notes.
     pub lanes: mpsc::UnboundedSender<LaneId>,
+    /// Endpoint policies, kept across sessions.
+    pub policies: EndpointPolicies,
+    /// Tells the endpoint supervisor of a subscription whose policy changed.
+    pub policy_changed: mpsc::UnboundedSender<String>,
     /// Publishes the catch-up mark.
     pub publisher: ConfirmedPublisher,
     /// `hookline_control_messages_ignored_total`.
@@ -43,6 +48,8 @@ pub async fn listen(
     let Listener {
         revisions,
         lanes,
+        policies,
+        policy_changed,
         publisher,
         ignored,
         caught_up,
@@ -86,7 +93,12 @@ pub async fn listen(
                 });
             }
             Some((_, ChangeKind::Slow)) => {}
-            Some((change, kind)) => revisions.apply(change, *kind),
+            Some((change, kind)) => {
+                revisions.apply(change, *kind);
+                if policies.apply(change, *kind) {
+                    let _ = policy_changed.send(change.subscription_id.clone());
+                }
+            }
             None => {}
         }
     }

@@ -17,6 +17,8 @@ use tracing::Instrument;
 
 use crate::admission::Admission;
 use crate::attempts::RecordSink;
+use crate::consume::Origin;
+use crate::endpoints::{permit_hold, release_after};
 use crate::metrics::Metrics;
 use crate::outcome::{decide, decide_challenge, NextHop};
 use crate::revisions::Verdict;
@@ -43,6 +45,8 @@ pub struct Handler {
     pub revisions: crate::revisions::Revisions,
     /// Moves tasks of saturated subscriptions into their slow lanes.
     pub lanes: crate::lanes::Diverter,
+    /// Moves tasks with an endpoint policy into their endpoint queue.
+    pub endpoints: crate::endpoints::Router,
     /// `/readyz`: turns red while tasks arrive that no key opens.
     pub readiness: hookline_runtime::Readiness,
     /// Cancelled on shutdown: a task that has not started sending by then
@@ -68,6 +72,27 @@ pub struct Slots {
     pub own: Option<Arc<Semaphore>>,
 }
 
+/// What became of a task once an attempt's outcome is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Delivered, on the ladder, parked or dropped: ack it.
+    Settled,
+    /// A FIFO head failed: send it again after `delay`, as `attempt`,
+    /// without letting go of it.
+    RetryInPlace {
+        delay: std::time::Duration,
+        attempt: u32,
+    },
+}
+
+/// The longest a FIFO head waits in place between attempts. It is held
+/// unacked meanwhile, and RabbitMQ closes a channel whose delivery stays
+/// unacked past its `consumer_timeout` (30 minutes by default), so the
+/// ladder's longer rungs are shortened to this for ordered subscriptions:
+/// their stream is blocked while the head waits, and hours of that help
+/// nobody.
+pub const FIFO_MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The readiness entry for "tasks arriving can be opened with our keys".
 const KEYS: &str = "sealing_keys";
 
@@ -81,15 +106,15 @@ fn error_headers(reason: &str) -> FieldTable {
 }
 
 impl Handler {
-    /// Handles one raw message from a deliveries queue; `from_lane` when it
-    /// came from its subscription's slow lane (it then waits its turn
-    /// there instead of being diverted again).
+    /// Handles one raw message from a deliveries queue, taken from `origin`:
+    /// a task from its slow lane or endpoint queue waits its turn there
+    /// instead of being moved again.
     pub async fn handle(
         &self,
         payload: &[u8],
         headers: Option<&FieldTable>,
         slots: &Slots,
-        from_lane: bool,
+        origin: &Origin,
     ) -> Disposition {
         let mut task = match DeliveryTask::decode(payload) {
             Ok(task) if task.schema_version == SCHEMA_VERSION => task,
@@ -122,35 +147,112 @@ impl Handler {
                 retry_after: None,
                 answer: Vec::new(),
             };
-            return match self.after_send(&task, &result, None).await {
-                Ok(()) => Disposition::Ack,
+            return match self.after_send(&task, &result, None, false).await {
+                Ok(_) => Disposition::Ack,
                 Err(_) => Disposition::Requeue,
             };
         }
         // A test send or a verification challenge is built by the api from
         // the row as it is now (an unverified subscription is announced as
-        // disabled, yet its challenge must go out).
-        if !task.test && task.challenge_token.is_empty() {
-            match self.revisions.check(&mut task) {
-                Verdict::Drop => {
-                    self.metrics
-                        .superseded
-                        .with_label_values(&["dropped"])
-                        .inc();
-                    tracing::info!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, outcome = "dropped", "subscription deleted or disabled after this task was made; task dropped");
-                    return Disposition::Ack;
+        // disabled, yet its challenge must go out), and is sent at once:
+        // never queued behind the subscription's events, nor paced.
+        let immediate = task.test || !task.challenge_token.is_empty();
+        if !immediate && self.superseded(&mut task) {
+            return Disposition::Ack;
+        }
+        let rule = match origin {
+            Origin::Endpoint(rule) => Some(rule.clone()),
+            _ if !immediate && task.active_policy().is_some() => {
+                return self.to_endpoint_queue(&task).await
+            }
+            _ => None,
+        };
+        let patient = !matches!(origin, Origin::Shared);
+        loop {
+            // The rate's wait comes first and holds no worker slot; the
+            // rest of the queue waits in the broker (prefetch is one
+            // window's worth).
+            let permit = match rule.as_ref().and_then(|r| r.pacer.as_ref()) {
+                Some(pacer) => tokio::select! {
+                    permit = pacer.acquire() => Some(permit),
+                    _ = self.shutdown.cancelled() => return Disposition::Requeue,
+                },
+                None => None,
+            };
+            let (result, trace, span) = match self.send_once(&task, slots, patient).await {
+                Ok(sent) => sent,
+                Err(disposition) => return disposition,
+            };
+            if let Some(permit) = permit {
+                release_after(
+                    permit,
+                    permit_hold(result.response_status, result.retry_after),
+                );
+            }
+            // A FIFO head that fails keeps its place: retried here, unacked,
+            // so the broker hands over nothing behind it meanwhile.
+            let in_place = rule.is_some() && task.active_policy().is_some_and(|p| p.fifo);
+            match self
+                .after_send(&task, &result, Some(trace), in_place)
+                .instrument(span)
+                .await
+            {
+                Ok(After::Settled) => return Disposition::Ack,
+                Ok(After::RetryInPlace { delay, attempt }) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay.min(FIFO_MAX_HOLD)) => {}
+                        // Back to the head of its queue for the next deliverer.
+                        _ = self.shutdown.cancelled() => return Disposition::Requeue,
+                    }
+                    task.attempt = attempt;
+                    if self.superseded(&mut task) {
+                        return Disposition::Ack;
+                    }
                 }
-                Verdict::Reshaped => {
-                    self.metrics
-                        .superseded
-                        .with_label_values(&["reshaped"])
-                        .inc();
-                    tracing::debug!(event_id = %task.event_id, subscription_id = %task.subscription_id, revision = task.revision, "task re-shaped to its subscription's newest revision");
+                Err(error) => {
+                    tracing::warn!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, %error, "could not record the attempt's outcome; leaving the task for redelivery");
+                    return Disposition::Requeue;
                 }
-                Verdict::Current => {}
             }
         }
-        let admission = if from_lane {
+    }
+
+    /// Applies the newest known change of the task's subscription: true when
+    /// the subscription was deleted or disabled since (drop the task), else
+    /// the task is re-shaped to it if need be.
+    fn superseded(&self, task: &mut DeliveryTask) -> bool {
+        match self.revisions.check(task) {
+            Verdict::Drop => {
+                self.metrics
+                    .superseded
+                    .with_label_values(&["dropped"])
+                    .inc();
+                tracing::info!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, outcome = "dropped", "subscription deleted or disabled after this task was made; task dropped");
+                true
+            }
+            Verdict::Reshaped => {
+                self.metrics
+                    .superseded
+                    .with_label_values(&["reshaped"])
+                    .inc();
+                tracing::debug!(event_id = %task.event_id, subscription_id = %task.subscription_id, revision = task.revision, "task re-shaped to its subscription's newest revision");
+                false
+            }
+            Verdict::Current => false,
+        }
+    }
+
+    /// One send of `task` once its subscription admits it and a worker slot
+    /// is free: the result, the attempt's trace and span. `Err` is what to
+    /// do with the message instead (moved to the slow lane, or requeued at
+    /// shutdown).
+    async fn send_once(
+        &self,
+        task: &DeliveryTask,
+        slots: &Slots,
+        patient: bool,
+    ) -> Result<(SendResult, TraceParent, tracing::Span), Disposition> {
+        let admission = if patient {
             self.gates.admit_patiently(&task.subscription_id).await
         } else {
             self.gates.admit(&task.subscription_id).await
@@ -158,13 +260,13 @@ impl Handler {
         let ticket = match admission {
             Admission::Admitted(ticket) => ticket,
             Admission::Defer if self.lanes.has_room(&task.subscription_id) => {
-                return self.defer(&task).await
+                return Err(self.defer(task).await)
             }
             // Every lane this deliverer may consume is taken: wait here,
             // holding no worker slot, rather than in a lane nobody reads.
             Admission::Defer => match self.gates.admit_patiently(&task.subscription_id).await {
                 Admission::Admitted(ticket) => ticket,
-                Admission::Defer => return self.defer(&task).await,
+                Admission::Defer => return Err(self.defer(task).await),
             },
         };
         // Worker slots are taken only once the subscription admits the
@@ -175,7 +277,7 @@ impl Handler {
         };
         let slot = slots.all.clone().acquire_owned().await.ok();
         if self.shutdown.is_cancelled() {
-            return Disposition::Requeue;
+            return Err(Disposition::Requeue);
         }
         // The attempt's span: a child of fanout's (every attempt of a task,
         // retries included, is a sibling under it), its context sent as the
@@ -195,24 +297,26 @@ impl Handler {
         );
         let trace = continue_trace(&span, TraceParent::parse(&task.traceparent));
         self.metrics.inflight.inc();
-        let result = self
-            .sender
-            .send(&task, trace)
-            .instrument(span.clone())
-            .await;
+        let result = self.sender.send(task, trace).instrument(span.clone()).await;
         self.metrics.inflight.dec();
         ticket.finished(result.duration);
         // The endpoint and the worker slot are free again: waiting for the
-        // broker's confirms below must not hold back the next send.
+        // broker's confirms afterwards must not hold back the next send.
         drop((ticket, slot, own));
-        match self
-            .after_send(&task, &result, Some(trace))
-            .instrument(span)
-            .await
-        {
-            Ok(()) => Disposition::Ack,
+        Ok((result, trace, span))
+    }
+
+    /// The task's subscription has an endpoint policy: move the task to its
+    /// endpoint queue (a retry from the ladder, a replay), where it waits
+    /// its turn under the policy.
+    async fn to_endpoint_queue(&self, task: &DeliveryTask) -> Disposition {
+        match self.endpoints.route(task).await {
+            Ok(()) => {
+                self.metrics.to_endpoint_queues.inc();
+                Disposition::Ack
+            }
             Err(error) => {
-                tracing::warn!(event_id = %task.event_id, subscription_id = %task.subscription_id, attempt = task.attempt, %error, "could not record the attempt's outcome; leaving the task for redelivery");
+                tracing::warn!(subscription_id = %task.subscription_id, %error, "could not move a task into its endpoint queue; leaving it for redelivery");
                 Disposition::Requeue
             }
         }
@@ -282,7 +386,8 @@ impl Handler {
         task: &DeliveryTask,
         result: &SendResult,
         trace: Option<TraceParent>,
-    ) -> Result<(), AmqpError> {
+        in_place: bool,
+    ) -> Result<After, AmqpError> {
         let now = Utc::now();
         let challenge = !task.challenge_token.is_empty();
         let echoed = challenge
@@ -309,8 +414,15 @@ impl Handler {
             }
             _ => {}
         }
+        let mut after = After::Settled;
         match hop {
             NextHop::Delivered | NextHop::Gone | NextHop::Unanswered => {}
+            NextHop::Retry { delay, attempt } if in_place => {
+                after = After::RetryInPlace { delay, attempt };
+                let delay = format_duration(delay.min(FIFO_MAX_HOLD));
+                span.record("hookline.retry_delay", delay.as_str());
+                self.metrics.retries.with_label_values(&[&delay]).inc();
+            }
             NextHop::Retry { delay, attempt } => {
                 let mut next = task.clone();
                 next.attempt = attempt;
@@ -378,6 +490,7 @@ impl Handler {
                 .confirmed()
                 .await?;
         }
-        self.records.record(record).await
+        self.records.record(record).await?;
+        Ok(after)
     }
 }

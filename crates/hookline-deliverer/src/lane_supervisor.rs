@@ -12,7 +12,7 @@ use lapin::options::QueueDeleteOptions;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use crate::consume::{Ended, Source, TaskConsumers};
+use crate::consume::{Ended, Origin, Source, TaskConsumers};
 use crate::lanes::{declare_apart, ConsumedLanes, LaneId, LANE_IDLE, NOTE_EVERY};
 
 /// How lanes are consumed.
@@ -115,8 +115,9 @@ async fn consume_lane(
             queue: queue.clone(),
             prefetch: settings.prefetch,
             own_slots: Some(settings.slots.clone()),
-            lane: true,
+            origin: Origin::Lane,
             idle: Some(LANE_IDLE),
+            stop: None,
         };
         match consumers.consume(source).await {
             Ok(Ended::Idle) if delete_if_empty(consumers, &queue).await => {}
@@ -138,7 +139,7 @@ async fn consume_lane(
 
 /// Deletes `queue` if it holds nothing. A refusal closes the channel it was
 /// asked on, so that is a channel of its own.
-async fn delete_if_empty(consumers: &TaskConsumers, queue: &str) -> bool {
+pub(crate) async fn delete_if_empty(consumers: &TaskConsumers, queue: &str) -> bool {
     let Ok(channel) = consumers.connection.create_channel().await else {
         return false;
     };

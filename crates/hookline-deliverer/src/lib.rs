@@ -7,6 +7,8 @@ pub mod attempts;
 pub mod config;
 pub mod consume;
 pub mod control;
+pub mod endpoint_supervisor;
+pub mod endpoints;
 pub mod handle;
 pub mod lane_supervisor;
 pub mod lanes;
@@ -66,6 +68,7 @@ pub async fn run(
         readiness,
         revisions,
         consumed_lanes: lanes::ConsumedLanes::default(),
+        policies: endpoints::EndpointPolicies::default(),
     };
     let token = shutdown.token.clone();
     shutdown.tracker.spawn(async move {

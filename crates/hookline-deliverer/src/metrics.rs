@@ -25,6 +25,10 @@ pub struct Metrics {
     /// `hookline_deliveries_deferred_total`: tasks moved into their
     /// subscription's slow lane because it hit its in-flight cap.
     pub deferred: IntCounter,
+    /// `hookline_deliverer_endpoint_queue_moves_total`: tasks with an
+    /// endpoint policy found on a shared queue (retries, replays) and moved
+    /// into their endpoint queue.
+    pub to_endpoint_queues: IntCounter,
     /// `hookline_ready{service="deliverer"}`.
     pub ready: IntGauge,
     /// `hookline_control_messages_ignored_total{service="deliverer"}`.
@@ -81,6 +85,10 @@ impl Metrics {
                 "hookline_deliveries_deferred_total",
                 "Tasks moved into their subscription's slow lane because it was at its in-flight cap.",
             )?,
+            to_endpoint_queues: IntCounter::new(
+                "hookline_deliverer_endpoint_queue_moves_total",
+                "Tasks with an endpoint policy (retries, replays) moved from a shared queue into their endpoint queue.",
+            )?,
             ready: hookline_runtime::metrics::ready_gauge("deliverer")?,
             control_ignored: hookline_runtime::metrics::control_ignored_counter("deliverer")?,
             lanes_refused: IntCounter::new(
@@ -107,6 +115,7 @@ impl Metrics {
         registry.register(Box::new(metrics.confirm_seconds.clone()))?;
         registry.register(Box::new(metrics.reconnects.clone()))?;
         registry.register(Box::new(metrics.deferred.clone()))?;
+        registry.register(Box::new(metrics.to_endpoint_queues.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
         registry.register(Box::new(metrics.control_ignored.clone()))?;
         registry.register(Box::new(metrics.unopenable.clone()))?;

@@ -1,7 +1,7 @@
 //! The composition root of one broker session: opens the publisher,
 //! declares the topology, reads the control log up to now, then runs the
-//! consumers of the shared queues and the lane supervisor until the
-//! connection fails or shutdown comes.
+//! consumers of the shared queues and the lane and endpoint supervisors
+//! until the connection fails or shutdown comes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub struct AcrossSessions {
     pub revisions: crate::revisions::Revisions,
     /// Slow lanes to resume after a reconnect.
     pub consumed_lanes: crate::lanes::ConsumedLanes,
+    /// Endpoint policies read from the control log.
+    pub policies: crate::endpoints::EndpointPolicies,
 }
 
 /// Runs consumers on `connection` until it fails or `token` is cancelled,
@@ -50,6 +52,7 @@ pub async fn session(
         readiness,
         revisions,
         consumed_lanes,
+        policies,
     } = carried;
     let publisher = ConfirmedPublisher::open(
         &connection,
@@ -60,6 +63,7 @@ pub async fn session(
     declare(publisher.channel(), &config.topology).await?;
     let (records, batcher) = crate::attempts::spawn(publisher.clone());
     let (open_lane, lanes_to_open) = mpsc::unbounded_channel();
+    let (policy_changed, endpoints_to_check) = mpsc::unbounded_channel();
     let handler = Arc::new(Handler {
         sender,
         policy: RetryPolicy::new(config.delivery.retry_delays.clone()),
@@ -77,6 +81,13 @@ pub async fn session(
             open_lane.clone(),
             consumed_lanes.clone(),
             config.delivery.max_lanes,
+        ),
+        endpoints: crate::endpoints::Router::new(
+            connection.clone(),
+            publisher.clone(),
+            config.topology.queue_type,
+            policies.clone(),
+            policy_changed.clone(),
         ),
         publisher: publisher.clone(),
         revisions: revisions.clone(),
@@ -115,6 +126,8 @@ pub async fn session(
         crate::control::Listener {
             revisions,
             lanes: open_lane,
+            policies: policies.clone(),
+            policy_changed,
             publisher,
             ignored: metrics.control_ignored.clone(),
             caught_up,
@@ -137,6 +150,14 @@ pub async fn session(
         _ = token.cancelled() => return Ok(()),
     }
     readiness.set("control_log", true);
+    // Endpoint queues are taken from once the log is read: the policies
+    // are known by then.
+    let endpoints = tokio::spawn(crate::endpoint_supervisor::run(
+        consumers.clone(),
+        endpoints_to_check,
+        policies,
+        config.topology.queue_type,
+    ));
     let result = {
         let first = consumers.run(Source::queue(
             DELIVERIES_QUEUE,
@@ -165,6 +186,7 @@ pub async fn session(
     };
     session_token.cancel();
     let _ = lanes.await;
+    let _ = endpoints.await;
     // TaskConsumers are cancelled; the sends already started finish and ack.
     inflight.close();
     inflight.wait().await;

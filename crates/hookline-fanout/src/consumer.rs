@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FanoutConfig;
+use crate::endpoints::EndpointQueues;
 use crate::index::{SharedIndex, Target};
 use crate::lanes::SlowLanes;
 use crate::metrics::Metrics;
@@ -39,6 +40,14 @@ struct FanoutOutcome {
     confirms: Vec<PendingConfirm>,
     /// How many of the tasks went into slow lanes.
     to_lanes: u64,
+}
+
+/// Where a task goes besides the shared queue.
+struct Routes {
+    /// Subscriptions deliverers reported slow.
+    lanes: SlowLanes,
+    /// Queues of subscriptions with an endpoint policy.
+    endpoints: EndpointQueues,
 }
 
 /// An event's acker and what it produced.
@@ -62,6 +71,10 @@ pub async fn session(
     )
     .await?;
     declare(publisher.channel(), &config.topology).await?;
+    let routes = Routes {
+        lanes,
+        endpoints: EndpointQueues::new(connection.clone(), config.topology.queue_type),
+    };
     let channel = connection.create_channel().await?;
     // Prefetch bounds the events whose tasks are awaiting confirms: the
     // pipeline's depth, and the memory one fanout can hold.
@@ -97,7 +110,7 @@ pub async fn session(
             index: &index,
             catalogue: &catalogue,
         };
-        match fan_out(&delivery, &publisher, checked, &lanes, &metrics).await {
+        match fan_out(&delivery, &publisher, checked, &routes, &metrics).await {
             Ok(pending) => {
                 if tx.send((acker, pending)).await.is_err() {
                     break Err(AmqpError::Unavailable("ack task stopped".into()));
@@ -178,7 +191,7 @@ async fn fan_out(
     delivery: &Delivery,
     publisher: &ConfirmedPublisher,
     Checked { index, catalogue }: Checked<'_>,
-    lanes: &SlowLanes,
+    routes: &Routes,
     metrics: &Metrics,
 ) -> Result<FanoutOutcome, AmqpError> {
     let raw = &delivery.data;
@@ -279,7 +292,7 @@ async fn fan_out(
     let envelope = envelope.as_ref().unwrap_or(&no_envelope);
     let properties = hookline_amqp::protobuf_properties();
     let mut pending = Vec::with_capacity(targets.len());
-    let to_lane = lanes.routed(targets.iter().map(|t| t.id.as_str()));
+    let to_lane = routes.lanes.routed(targets.iter().map(|t| t.id.as_str()));
     let to_lanes = to_lane.iter().filter(|routed| **routed).count() as u64;
     for (target, to_lane) in targets.into_iter().zip(to_lane) {
         let mut task = DeliveryTask {
@@ -299,16 +312,20 @@ async fn fan_out(
         task.headers.clone_from(&target.legacy_headers);
         task.traceparent.clone_from(&trace);
         hookline_store::apply_plan(&mut task, target.plan.as_deref(), envelope, &body);
-        let (exchange, routing_key) = if to_lane {
-            (LANES_EXCHANGE, target.id.as_str())
+        // A policy's queue first: its tasks must all wait there, in order,
+        // fast endpoint or slow.
+        let (exchange, routing_key) = if task.active_policy().is_some() {
+            ("", routes.endpoints.ensure(&target.id).await?)
+        } else if to_lane {
+            (LANES_EXCHANGE, target.id.clone())
         } else {
-            ("", DELIVERIES_QUEUE)
+            ("", DELIVERIES_QUEUE.to_string())
         };
         pending.push(
             publisher
                 .publish(
                     exchange,
-                    routing_key,
+                    &routing_key,
                     &task.encode_to_vec(),
                     properties.clone(),
                 )

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod endpoints;
 pub mod index;
 pub mod lanes;
 pub mod metrics;

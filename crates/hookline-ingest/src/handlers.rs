@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use futures_util::future::join_all;
 use hookline_amqp::names::EVENTS_EXCHANGE;
 use hookline_amqp::AmqpError;
+use hookline_amqp::Outgoing;
 use hookline_catalogue::SchemaViolation;
 use hookline_model::error_body::ErrorBody;
 use hookline_model::trace::{TraceParent, TRACEPARENT};
@@ -105,24 +105,76 @@ async fn publish_with(
     event: &Event,
     trace: TraceParent,
 ) -> Result<(), AmqpError> {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        TRACEPARENT.into(),
-        AMQPValue::LongString(trace.to_string().into()),
-    );
-    let properties = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_message_id(event.id.clone().into())
-        .with_headers(headers);
     state
         .publisher
         .publish_confirmed(
             EVENTS_EXCHANGE,
             &event.event_type,
             &event.to_envelope_json(),
-            properties,
+            event_properties(event, trace),
         )
         .await
+}
+
+/// An event's message properties: its id, and the trace it continues.
+fn event_properties(event: &Event, trace: TraceParent) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        TRACEPARENT.into(),
+        AMQPValue::LongString(trace.to_string().into()),
+    );
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_message_id(event.id.clone().into())
+        .with_headers(headers)
+}
+
+/// Publishes a batch's valid events in the batch's order (so a FIFO
+/// subscription receives them in that order), one span each under the
+/// producer's trace; one outcome per event, `None` for the invalid ones.
+async fn publish_batch_in_order(
+    state: &AppState,
+    parsed: &[Result<Event, EventError>],
+    parent: Option<TraceParent>,
+) -> Vec<Option<Result<(), AmqpError>>> {
+    let mut spans = Vec::new();
+    let mut messages = Vec::new();
+    for event in parsed.iter().flatten() {
+        let span = tracing::info_span!(
+            "ingest.publish",
+            otel.kind = "producer",
+            hookline.tenant = %event.tenant,
+            hookline.event_id = %event.id,
+            hookline.event_type = %event.event_type,
+            hookline.outcome = tracing::field::Empty,
+        );
+        let trace = hookline_runtime::telemetry::continue_trace(&span, parent);
+        messages.push(Outgoing {
+            exchange: EVENTS_EXCHANGE,
+            routing_key: &event.event_type,
+            payload: event.to_envelope_json(),
+            properties: event_properties(event, trace),
+        });
+        spans.push(span);
+    }
+    let mut results = state.publisher.publish_in_order(messages).await.into_iter();
+    let mut spans = spans.into_iter();
+    parsed
+        .iter()
+        .map(|event| {
+            event.as_ref().ok()?;
+            let result = results.next()?;
+            if let Some(span) = spans.next() {
+                let outcome = if result.is_ok() {
+                    "accepted"
+                } else {
+                    "rejected"
+                };
+                span.record("hookline.outcome", outcome);
+            }
+            Some(result)
+        })
+        .collect()
 }
 
 /// Parses an envelope and checks its `data` against the catalogue: a
@@ -306,14 +358,9 @@ async fn batch(
         .into_iter()
         .map(|raw| parse(state, raw.get().as_bytes(), now))
         .collect();
-    // All publishes go out together; their confirms are awaited together.
-    let outcomes = join_all(parsed.iter().map(|p| async move {
-        match p {
-            Ok(event) => Some(publish(state, event, trace).await),
-            Err(_) => None,
-        }
-    }))
-    .await;
+    // All publishes go out together, in order; their confirms are awaited
+    // together.
+    let outcomes = publish_batch_in_order(state, &parsed, trace).await;
     let results: Vec<BatchResult> = parsed
         .iter()
         .zip(outcomes)

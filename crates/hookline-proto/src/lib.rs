@@ -28,7 +28,21 @@ impl DeliveryTask {
         self.headers.clear();
         self.sealed_secrets.clone_from(&shape.sealed_secrets);
         self.sealed_headers.clone_from(&shape.sealed_headers);
+        self.policy = shape.policy.filter(EndpointPolicy::is_active);
         self.revision = revision;
+    }
+
+    /// The policy this task is delivered under, if any.
+    pub fn active_policy(&self) -> Option<EndpointPolicy> {
+        self.policy.filter(EndpointPolicy::is_active)
+    }
+}
+
+impl EndpointPolicy {
+    /// Whether the policy asks for anything; an all-zero one is no policy
+    /// (the subscription uses the shared queues).
+    pub fn is_active(&self) -> bool {
+        self.fifo || self.rate_per_second > 0
     }
 }
 

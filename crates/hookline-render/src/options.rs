@@ -99,6 +99,12 @@ pub struct DeliveryOptions {
     /// from its creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// `ordering`; absent means `none`: deliveries in parallel, in any order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<Ordering>,
+    /// `rate_limit`; absent means as fast as the endpoint answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     /// Options of later versions, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -116,7 +122,48 @@ pub enum Verification {
     Challenge,
 }
 
+/// Whether a subscription's deliveries keep fanout's order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    /// In parallel, as fast as the endpoint takes them.
+    #[default]
+    None,
+    /// One at a time in match order; a failing one holds the rest.
+    Fifo,
+}
+
+impl Ordering {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ordering::None => "none",
+            Ordering::Fifo => "fifo",
+        }
+    }
+}
+
+/// The `rate_limit` option: a ceiling the receiver's servers can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests in any one-second window, across every deliverer.
+    pub per_second: u32,
+}
+
+impl RateLimit {
+    /// The highest limit accepted: past it a limit protects no receiver,
+    /// and one endpoint queue could not carry it anyway.
+    pub const MAX_PER_SECOND: u32 = 10_000;
+}
+
 impl DeliveryOptions {
+    /// Whether this subscription's tasks wait in a queue of their own
+    /// (`ordering: "fifo"` or a `rate_limit`).
+    pub fn has_endpoint_policy(&self) -> bool {
+        self.ordering == Some(Ordering::Fifo) || self.rate_limit.is_some()
+    }
+
     /// Whether this subscription waits for a challenge to be answered.
     pub fn wants_challenge(&self) -> bool {
         self.verification == Some(Verification::Challenge)

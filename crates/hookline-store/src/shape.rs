@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hookline_proto::SubscriptionShape;
+use hookline_proto::{EndpointPolicy, SubscriptionShape};
+use hookline_render::{DeliveryOptions, Ordering};
 use hookline_signature::SignatureScheme;
 
 use crate::subscriptions::SubscriptionRow;
@@ -18,6 +19,14 @@ pub enum BadRow {
     /// The `signature` column is not a scheme this version knows.
     #[error("subscription {id}: stored signature scheme: {reason}")]
     Scheme {
+        /// The subscription.
+        id: String,
+        /// What did not parse.
+        reason: String,
+    },
+    /// The `options` column does not parse.
+    #[error("subscription {id}: stored options: {reason}")]
+    Options {
         /// The subscription.
         id: String,
         /// What did not parse.
@@ -74,8 +83,13 @@ pub fn shape(row: &SubscriptionRow, now: DateTime<Utc>) -> Result<Shape, BadRow>
             reason: e.to_string(),
         })?,
     };
+    let options = DeliveryOptions::from_stored(&row.options).map_err(|e| BadRow::Options {
+        id: row.id.clone(),
+        reason: e.to_string(),
+    })?;
     Ok(Shape {
         shape: SubscriptionShape {
+            policy: endpoint_policy(&options),
             url: row.url.clone(),
             signature: Some(hookline_proto::signature::to_proto(&scheme)),
             sealed_secrets: sealed_signing_secrets(row, now),
@@ -87,4 +101,14 @@ pub fn shape(row: &SubscriptionRow, now: DateTime<Utc>) -> Result<Shape, BadRow>
         },
         legacy_headers,
     })
+}
+
+/// The options that give a subscription a queue of its own, as tasks and
+/// control messages carry them; `None` for the shared queues.
+pub fn endpoint_policy(options: &DeliveryOptions) -> Option<EndpointPolicy> {
+    let policy = EndpointPolicy {
+        fifo: options.ordering == Some(Ordering::Fifo),
+        rate_per_second: options.rate_limit.map_or(0, |r| r.per_second),
+    };
+    policy.is_active().then_some(policy)
 }

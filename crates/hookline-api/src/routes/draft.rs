@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use hookline_render::{BodyOption, DeliveryOptions, DeliveryPlan, Limits, Method, Verification};
+use hookline_render::{
+    BodyOption, DeliveryOptions, DeliveryPlan, Limits, Method, Ordering, RateLimit, Verification,
+};
 use hookline_signature::{Secret, SignatureScheme};
 use serde_json::{Map, Value};
 
@@ -82,6 +84,84 @@ pub(crate) struct SubscriptionFields {
     /// endpoint echoes the token of a `webhook.verification` delivery.
     #[schema(example = "challenge")]
     verification: Option<String>,
+    /// `none` (the default) or `fifo`: one delivery at a time in match
+    /// order; a failing one holds those behind it until it succeeds or is
+    /// parked.
+    #[schema(example = "fifo")]
+    ordering: Option<String>,
+    /// `{"per_second": n}` (1 to 10,000): at most n requests in any
+    /// one-second window, across every deliverer; `"none"` removes it.
+    #[schema(value_type = Option<Object>, example = json!({"per_second": 20}))]
+    rate_limit: Option<()>,
+}
+
+/// `rate_limit`: `{"per_second": 1…10000}`, or `"none"` to remove it.
+fn rate_limit(value: &Value) -> Result<Option<RateLimit>, ApiError> {
+    if value.as_str() == Some("none") {
+        return Ok(None);
+    }
+    let invalid = || {
+        ApiError::invalid(
+            "invalid_rate_limit",
+            format!(
+                "rate_limit.per_second must be an integer from 1 to {} (or rate_limit: \"none\" to \
+                 remove the limit)",
+                RateLimit::MAX_PER_SECOND
+            ),
+        )
+    };
+    let limit: RateLimit = serde_json::from_value(value.clone()).map_err(|_| invalid())?;
+    if !(1..=RateLimit::MAX_PER_SECOND).contains(&limit.per_second) {
+        return Err(invalid());
+    }
+    Ok(Some(limit))
+}
+
+/// The longest `batch.max_wait`.
+const MAX_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `batch`: checked field by field so a wrong value names its field, then
+/// refused as a whole, since this version does not batch yet (accepting it
+/// would send each event alone while the tenant believes otherwise).
+fn batch(value: &Value) -> Result<(), ApiError> {
+    if value.as_str() == Some("none") {
+        return Ok(());
+    }
+    let invalid = |message: &str| ApiError::invalid("invalid_batch", message.to_string());
+    let object = value
+        .as_object()
+        .ok_or_else(|| invalid("batch must be {\"max_events\": 1…1000, \"max_wait\": \"…\"}"))?;
+    match object.get("max_events").and_then(Value::as_u64) {
+        Some(1..=1000) => {}
+        _ => {
+            return Err(invalid(
+                "batch.max_events must be an integer from 1 to 1000",
+            ))
+        }
+    }
+    let wait = object
+        .get("max_wait")
+        .and_then(Value::as_str)
+        .map(hookline_config::parse_duration);
+    match wait {
+        Some(Ok(wait)) if !wait.is_zero() && wait <= MAX_BATCH_WAIT => {}
+        _ => {
+            return Err(invalid(
+                "batch.max_wait must be a duration above 0 and up to 60s (\"500ms\", \"2s\")",
+            ))
+        }
+    }
+    if let Some(other) = object
+        .keys()
+        .find(|k| *k != "max_events" && *k != "max_wait")
+    {
+        return Err(invalid(&format!("batch.{other} is not a batch option")));
+    }
+    Err(ApiError::invalid(
+        "batch_unavailable",
+        "batch: batched delivery is not available in this version yet (ordering and rate_limit \
+         are); the subscription was not changed",
+    ))
 }
 
 /// The body's value for `key`, treating `null` as absent.
@@ -220,7 +300,8 @@ impl Draft {
         self.apply_options(body)
     }
 
-    /// Overlays `method`, `body`, `filter` and `verification` and compiles the result, so a
+    /// Overlays `method`, `body`, `filter`, `verification`, `ordering`,
+    /// `rate_limit` and `batch` and compiles the result, so a
     /// template or filter that would fail in fanout is a `422` here. In a
     /// PATCH, `null` leaves an option unchanged, like any field; to remove
     /// one, send its default (`"POST"`, `{"format": "json"}`, `""`).
@@ -266,6 +347,18 @@ impl Draft {
                 })?;
             self.options.verification =
                 (verification != Verification::None).then_some(verification);
+        }
+        if let Some(value) = field(body, "ordering") {
+            let ordering: Ordering = serde_json::from_value(value.clone()).map_err(|_| {
+                ApiError::invalid("invalid_ordering", "ordering must be \"none\" or \"fifo\"")
+            })?;
+            self.options.ordering = (ordering != Ordering::None).then_some(ordering);
+        }
+        if let Some(value) = field(body, "rate_limit") {
+            self.options.rate_limit = rate_limit(value)?;
+        }
+        if let Some(value) = field(body, "batch") {
+            batch(value)?;
         }
         DeliveryPlan::compile(&self.options, Limits::default())
             .map(drop)

@@ -56,6 +56,12 @@ pub(crate) struct SubscriptionView {
     /// False while a challenge waits for its answer; always true with
     /// `verification: "none"`.
     verified: bool,
+    /// `none`, or `fifo`: one delivery at a time, in match order.
+    #[schema(example = "none")]
+    ordering: &'static str,
+    /// `{"per_second": n}`, or null for no limit.
+    #[schema(value_type = Option<Object>, example = json!({"per_second": 20}))]
+    rate_limit: Option<Value>,
     /// RFC 3339 UTC with milliseconds.
     created_at: String,
     /// RFC 3339 UTC with milliseconds.
@@ -100,6 +106,10 @@ pub(super) fn subscription(
         body: serde_json::to_value(options.body.unwrap_or_default()).unwrap_or(Value::Null),
         verification,
         verified: row.verified,
+        ordering: options.ordering.unwrap_or_default().as_str(),
+        rate_limit: options
+            .rate_limit
+            .map(|limit| serde_json::json!({"per_second": limit.per_second})),
         filter: options.filter,
         created_at: timestamp(row.created_at),
         updated_at: timestamp(row.updated_at),
