@@ -304,3 +304,122 @@ async fn a_paced_retry_comes_back_through_its_queue_and_removing_the_policy_lose
         "the retry was moved back into the endpoint queue"
     );
 }
+
+/// A `hookline deliverer` process on a free port, killed when dropped.
+struct DelivererProcess(std::process::Child);
+
+impl Drop for DelivererProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_deliverer_killed_while_holding_a_failing_fifo_head_hands_it_over_in_order() {
+    let env = TestEnv::start_with(|o| {
+        o.deliverer = false;
+        // The failing head waits 5 s in place: time to kill its holder.
+        o.settings.delivery.retry_delays = vec![Duration::from_secs(5)];
+    })
+    .await;
+    let mut settings = env.settings.clone();
+    let addr = format!("127.0.0.1:{}", hookline_tests::binary::free_port());
+    settings.deliverer.listen = addr.parse().expect("listen address");
+    let mut holder = DelivererProcess(hookline_tests::binary::spawn_service(
+        "deliverer",
+        &settings,
+    ));
+    wait_ready(&format!("http://{addr}"), Duration::from_secs(30)).await;
+    let receiver = Receiver::start().await;
+    // The 5th request (event 4's first attempt) fails.
+    let mut replies: Vec<_> = (0..4).map(|_| Reply::status(200)).collect();
+    replies.push(Reply::status(500));
+    receiver.script("/ordered", replies);
+    subscribe_with(&env, &receiver.url("/ordered"), json!({"ordering": "fifo"})).await;
+    let sent = ids("kill", 20);
+    // The first event shows the process consumes the queue, and is the
+    // active consumer, before a second deliverer joins.
+    emit(&env, &sent[..1]).await;
+    eventually(Duration::from_secs(20), "the first delivery", || async {
+        (!receiver.requests("/ordered").is_empty()).then_some(())
+    })
+    .await;
+    let (other, _) = second_deliverer(&env).await;
+    emit(&env, &sent[1..]).await;
+    eventually(Duration::from_secs(20), "the failing head", || async {
+        (receiver.requests("/ordered").len() >= 5).then_some(())
+    })
+    .await;
+    holder
+        .0
+        .kill()
+        .expect("kill -9 the deliverer holding the head");
+    let _ = holder.0.wait();
+
+    let requests = eventually(Duration::from_secs(60), "every event", || async {
+        let r = receiver.requests("/ordered");
+        (r.len() > sent.len()).then_some(r)
+    })
+    .await;
+    let got: Vec<_> = requests.iter().map(event_id).collect();
+    assert_eq!(got[4], sent[4], "the 5th request was event 4's, and failed");
+    assert_eq!(
+        got[5], sent[4],
+        "the head came back first, to the other deliverer"
+    );
+    // Sooner than the holder's 5 s wait in place would have ended: the
+    // head was handed over, not retried by a deliverer that never died.
+    let handed_over = requests[5].at.duration_since(requests[4].at);
+    assert!(
+        handed_over < Duration::from_secs(4),
+        "the head was sent again only after {handed_over:?}"
+    );
+    let mut delivered = got.clone();
+    delivered.remove(4);
+    assert_eq!(
+        delivered, sent,
+        "in match order, nothing lost or sent past the head"
+    );
+    other.token.cancel();
+}
+
+#[tokio::test]
+async fn changing_a_rate_limit_to_fifo_with_events_queued_loses_none_and_keeps_their_order() {
+    let env = TestEnv::start().await;
+    let receiver = Receiver::start().await;
+    let id = subscribe_with(
+        &env,
+        &receiver.url("/changed"),
+        json!({"rate_limit": {"per_second": 1}}),
+    )
+    .await;
+    let sent = ids("change", 12);
+    emit(&env, &sent).await;
+    eventually(
+        Duration::from_secs(20),
+        "the first paced requests",
+        || async { (receiver.requests("/changed").len() >= 2).then_some(()) },
+    )
+    .await;
+    let (status, body) = env
+        .admin
+        .patch(
+            &format!("/v1/tenants/acme/subscriptions/{id}"),
+            &json!({"rate_limit": "none", "ordering": "fifo"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let requests = eventually(Duration::from_secs(30), "every event", || async {
+        let r = receiver.requests("/changed");
+        (r.len() >= sent.len()).then_some(r)
+    })
+    .await;
+    let got: Vec<_> = requests.iter().map(event_id).collect();
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique, sent, "none lost");
+    // One in flight from the queue's head on, before and after the change.
+    assert_eq!(got, sent, "in order");
+}

@@ -197,6 +197,8 @@ impl Service {
             .env("HOOKLINE__DATABASE__URL", launch.database_url)
             .env("HOOKLINE__API__ADMIN_TOKEN", ADMIN_TOKEN)
             .env("HOOKLINE__API__ALLOW_INSECURE_URLS", "true")
+            // The fan-out-20 runs put 20 subscriptions on one tenant.
+            .env("HOOKLINE__API__MAX_SUBSCRIPTIONS_PER_TENANT", "100")
             .env("HOOKLINE__DELIVERY__ALLOWED_NETWORKS", "127.0.0.0/8")
             .env("HOOKLINE__SHUTDOWN__GRACE_PERIOD", "5s")
             .env("HOOKLINE__LOG__FORMAT", "json")

@@ -136,7 +136,10 @@ impl TaskConsumers {
             )
             .await?;
         let (settle, settled) = mpsc::unbounded_channel();
-        let settler = tokio::spawn(settle_loop(channel.clone(), settled));
+        // An endpoint queue hands over its next message only once the last
+        // is acked (prefetch 1 for FIFO): ack at once there, not on the tick.
+        let eager = matches!(source.origin, Origin::Endpoint(_));
+        let settler = tokio::spawn(settle_loop(channel.clone(), settled, eager));
         let result = loop {
             let idle = async {
                 match source.idle {
@@ -215,8 +218,9 @@ impl TaskConsumers {
     }
 }
 
-/// Settles one channel's messages in few frames (see `AckLedger`).
-async fn settle_loop(channel: Channel, mut settled: mpsc::UnboundedReceiver<Settle>) {
+/// Settles one channel's messages in few frames (see `AckLedger`); with
+/// `eager`, each as soon as it finished.
+async fn settle_loop(channel: Channel, mut settled: mpsc::UnboundedReceiver<Settle>, eager: bool) {
     let mut ledger = AckLedger::default();
     let mut tick = tokio::time::interval(ACK_DELAY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -226,7 +230,7 @@ async fn settle_loop(channel: Channel, mut settled: mpsc::UnboundedReceiver<Sett
                 Some(Settle::Started(tag)) => { ledger.delivered(tag); continue; }
                 Some(Settle::Finished(tag, Disposition::Ack)) => {
                     ledger.finished(tag, Instant::now());
-                    if ledger.pending() < 64 { continue; }
+                    if !eager && ledger.pending() < 64 { continue; }
                     ACK_MAX_WAIT
                 }
                 Some(Settle::Finished(tag, Disposition::Requeue)) => {
