@@ -45,6 +45,15 @@ async fn emit(env: &TestEnv, ids: &[String]) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// PATCHes `acme`'s subscription `id` with `body`, which must succeed.
+async fn patch(env: &TestEnv, id: &str, body: Value) {
+    let (status, patched) = env
+        .admin
+        .patch(&format!("/v1/tenants/acme/subscriptions/{id}"), &body)
+        .await;
+    assert_eq!(status, 200, "{patched}");
+}
+
 fn event_id(request: &Captured) -> String {
     request.json()["id"]
         .as_str()
@@ -267,14 +276,7 @@ async fn a_paced_retry_comes_back_through_its_queue_and_removing_the_policy_lose
     .await;
     // 27 or so still wait in the endpoint queue: lifting the limit lets
     // them all through, none lost.
-    let (status, body) = env
-        .admin
-        .patch(
-            &format!("/v1/tenants/acme/subscriptions/{id}"),
-            &json!({"rate_limit": "none"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    patch(&env, &id, json!({"rate_limit": "none"})).await;
     let requests = eventually(Duration::from_secs(30), "every event", || async {
         let r = receiver.requests("/slowly");
         let mut got: Vec<_> = r.iter().map(event_id).collect();
@@ -402,14 +404,7 @@ async fn changing_a_rate_limit_to_fifo_with_events_queued_loses_none_and_keeps_t
         || async { (receiver.requests("/changed").len() >= 2).then_some(()) },
     )
     .await;
-    let (status, body) = env
-        .admin
-        .patch(
-            &format!("/v1/tenants/acme/subscriptions/{id}"),
-            &json!({"rate_limit": "none", "ordering": "fifo"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    patch(&env, &id, json!({"rate_limit": "none", "ordering": "fifo"})).await;
     let requests = eventually(Duration::from_secs(30), "every event", || async {
         let r = receiver.requests("/changed");
         (r.len() >= sent.len()).then_some(r)

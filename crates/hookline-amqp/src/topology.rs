@@ -14,7 +14,7 @@ use std::time::Duration;
 use hookline_config::QueueType;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 use crate::error::AmqpError;
 use crate::names::*;
@@ -219,24 +219,27 @@ pub async fn declare_lane(
 }
 
 /// Declares the queue of a subscription with an endpoint policy (see
-/// [`crate::names::endpoint_queue`]) on `channel`; fanout and deliverers
+/// [`crate::names::endpoint_queue`]) on a channel of its own, since a
+/// refused declaration closes the channel it was made on; fanout and deliverers
 /// both call it, with the same arguments, so whichever comes first creates
 /// it. A single active consumer is what makes the policy hold across every
 /// deliverer: the broker hands the queue to one of them at a time and to
 /// the next when it goes. No TTL, unlike a lane: its tasks must keep their
 /// order and pace, so they wait for a deliverer however long.
 pub async fn declare_endpoint_queue(
-    channel: &Channel,
+    connection: &Connection,
     queue_type: QueueType,
     subscription_id: &str,
 ) -> Result<String, AmqpError> {
-    let name = crate::names::endpoint_queue(subscription_id);
+    let name = endpoint_queue(subscription_id);
     let mut args = work_queue_args(queue_type, DEAD_QUEUE);
     args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     if queue_type == QueueType::Classic {
         args.insert("x-queue-version".into(), AMQPValue::LongLongInt(2));
     }
-    queue(channel, &name, args).await?;
+    let channel = connection.create_channel().await?;
+    queue(&channel, &name, args).await?;
+    let _ = channel.close(200, "endpoint queue declared".into()).await;
     Ok(name)
 }
 

@@ -138,8 +138,8 @@ impl TaskConsumers {
         let (settle, settled) = mpsc::unbounded_channel();
         // An endpoint queue hands over its next message only once the last
         // is acked (prefetch 1 for FIFO): ack at once there, not on the tick.
-        let eager = matches!(source.origin, Origin::Endpoint(_));
-        let settler = tokio::spawn(settle_loop(channel.clone(), settled, eager));
+        let endpoint = matches!(source.origin, Origin::Endpoint(_));
+        let settler = tokio::spawn(settle_loop(channel.clone(), settled, endpoint));
         let result = loop {
             let idle = async {
                 match source.idle {
@@ -197,8 +197,7 @@ impl TaskConsumers {
                 let _ = settle.send(Settle::Finished(delivery_tag, disposition));
             });
         };
-        let ordered = matches!(source.origin, Origin::Endpoint(_));
-        if !ordered {
+        if !endpoint {
             let _ = channel
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
@@ -207,7 +206,7 @@ impl TaskConsumers {
         // a sender), after acking everything that finished.
         drop(settle);
         let _ = settler.await;
-        if ordered {
+        if endpoint {
             // An endpoint queue's single active consumer hands over only
             // now, with its head settled: cancelling before would let the
             // next deliverer send the message behind a head still in

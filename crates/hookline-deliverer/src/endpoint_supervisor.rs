@@ -95,7 +95,7 @@ async fn consume_endpoint(
         let token = consumers.token.child_token();
         let policy = policies.get(id);
         *stop.lock() = (token.clone(), policy);
-        let queue = match declare(consumers, queue_type, id).await {
+        let queue = match declare_endpoint_queue(&consumers.connection, queue_type, id).await {
             Ok(queue) => queue,
             Err(error) => {
                 tracing::warn!(subscription_id = %id, %error, "cannot declare an endpoint queue");
@@ -129,15 +129,4 @@ async fn consume_endpoint(
             }
         }
     }
-}
-
-async fn declare(
-    consumers: &TaskConsumers,
-    queue_type: QueueType,
-    id: &str,
-) -> Result<String, hookline_amqp::AmqpError> {
-    let channel = consumers.connection.create_channel().await?;
-    let queue = declare_endpoint_queue(&channel, queue_type, id).await;
-    let _ = channel.close(200, "endpoint queue declared".into()).await;
-    queue
 }

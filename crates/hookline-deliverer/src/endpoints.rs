@@ -221,10 +221,9 @@ impl Router {
     /// Declared every time: this happens for retries and replays only, and
     /// a queue deleted meanwhile must not swallow the task.
     pub async fn route(&self, task: &DeliveryTask) -> Result<(), AmqpError> {
-        let channel = self.connection.create_channel().await?;
-        let queue = declare_endpoint_queue(&channel, self.queue_type, &task.subscription_id).await;
-        let _ = channel.close(200, "endpoint queue declared".into()).await;
-        let queue = queue?;
+        let queue =
+            declare_endpoint_queue(&self.connection, self.queue_type, &task.subscription_id)
+                .await?;
         self.publisher
             .publish_confirmed("", &queue, &task.encode_to_vec(), protobuf_properties())
             .await?;

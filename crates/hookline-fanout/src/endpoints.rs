@@ -30,8 +30,7 @@ pub struct EndpointQueues {
 }
 
 impl EndpointQueues {
-    /// Declares on channels of `connection` (never the publishing channel:
-    /// a refused declaration closes the channel it was made on).
+    /// Declares on channels of `connection`, never the publishing channel.
     pub fn new(connection: Arc<Connection>, queue_type: QueueType) -> Self {
         Self {
             connection,
@@ -51,9 +50,8 @@ impl EndpointQueues {
         if fresh {
             return Ok(endpoint_queue(subscription_id));
         }
-        let channel = self.connection.create_channel().await?;
-        let name = declare_endpoint_queue(&channel, self.queue_type, subscription_id).await?;
-        let _ = channel.close(200, "endpoint queue declared".into()).await;
+        let name =
+            declare_endpoint_queue(&self.connection, self.queue_type, subscription_id).await?;
         self.declared
             .lock()
             .insert(subscription_id.to_string(), now);

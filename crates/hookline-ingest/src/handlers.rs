@@ -77,27 +77,35 @@ pub(crate) async fn publish(
     event: &Event,
     parent: Option<TraceParent>,
 ) -> Result<(), AmqpError> {
-    let span = tracing::info_span!(
+    let span = publish_span(event);
+    let trace = hookline_runtime::telemetry::continue_trace(&span, parent);
+    let result = publish_with(state, event, trace)
+        .instrument(span.clone())
+        .await;
+    record_outcome(&span, &result);
+    result
+}
+
+/// The `ingest.publish` span of one event; its outcome is recorded later.
+fn publish_span(event: &Event) -> tracing::Span {
+    tracing::info_span!(
         "ingest.publish",
         otel.kind = "producer",
         hookline.tenant = %event.tenant,
         hookline.event_id = %event.id,
         hookline.event_type = %event.event_type,
         hookline.outcome = tracing::field::Empty,
-    );
-    let trace = hookline_runtime::telemetry::continue_trace(&span, parent);
-    let result = publish_with(state, event, trace)
-        .instrument(span.clone())
-        .await;
-    span.record(
-        "hookline.outcome",
-        if result.is_ok() {
-            "accepted"
-        } else {
-            "rejected"
-        },
-    );
-    result
+    )
+}
+
+/// Records whether the publish of a span's event was confirmed.
+fn record_outcome(span: &tracing::Span, result: &Result<(), AmqpError>) {
+    let outcome = if result.is_ok() {
+        "accepted"
+    } else {
+        "rejected"
+    };
+    span.record("hookline.outcome", outcome);
 }
 
 async fn publish_with(
@@ -140,14 +148,7 @@ async fn publish_batch_in_order(
     let mut spans = Vec::new();
     let mut messages = Vec::new();
     for event in parsed.iter().flatten() {
-        let span = tracing::info_span!(
-            "ingest.publish",
-            otel.kind = "producer",
-            hookline.tenant = %event.tenant,
-            hookline.event_id = %event.id,
-            hookline.event_type = %event.event_type,
-            hookline.outcome = tracing::field::Empty,
-        );
+        let span = publish_span(event);
         let trace = hookline_runtime::telemetry::continue_trace(&span, parent);
         messages.push(Outgoing {
             exchange: EVENTS_EXCHANGE,
@@ -165,12 +166,7 @@ async fn publish_batch_in_order(
             event.as_ref().ok()?;
             let result = results.next()?;
             if let Some(span) = spans.next() {
-                let outcome = if result.is_ok() {
-                    "accepted"
-                } else {
-                    "rejected"
-                };
-                span.record("hookline.outcome", outcome);
+                record_outcome(&span, &result);
             }
             Some(result)
         })
