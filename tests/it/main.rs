@@ -2,6 +2,7 @@
 //! database and an HTTP receiver on loopback. One binary, a module per area.
 
 mod api;
+mod batches;
 mod catalogue;
 mod catalogue_checks;
 mod client;

@@ -74,6 +74,10 @@ pub fn settings_env(s: &Settings) -> Vec<(String, String)> {
         ("DELIVERY__TIMEOUT", ms(s.delivery.timeout)),
         ("DELIVERY__ALLOWED_NETWORKS", networks.join(",")),
         ("DELIVERY__CONCURRENCY", s.delivery.concurrency.to_string()),
+        (
+            "DELIVERY__MAX_BATCH_BYTES",
+            s.delivery.max_batch_bytes.to_string(),
+        ),
         ("SHUTDOWN__GRACE_PERIOD", ms(s.shutdown.grace_period)),
     ]
     .into_iter()

@@ -230,6 +230,12 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
     if s.delivery.max_lanes == 0 {
         return Err(invalid("delivery.max_lanes", "must be at least 1"));
     }
+    if s.delivery.max_batch_bytes < 1024 {
+        return Err(invalid(
+            "delivery.max_batch_bytes",
+            "must be at least 1024 (one event's body goes alone when it is larger)",
+        ));
+    }
     if s.api.manual_sends_per_minute == 0 {
         return Err(invalid("api.manual_sends_per_minute", "must be at least 1"));
     }
@@ -484,6 +490,7 @@ mod tests {
         assert_eq!(s.fanout.prefetch, 16);
         // ... and keys neither sets keep their defaults.
         assert_eq!(s.delivery.max_lanes, 64);
+        assert_eq!(s.delivery.max_batch_bytes, 1 << 20);
         assert_eq!(s.fanout.refresh_interval, Duration::from_secs(30));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }

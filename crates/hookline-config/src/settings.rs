@@ -250,6 +250,10 @@ pub struct DeliverySettings {
     /// Slow lanes one deliverer consumes at once; bounds their memory.
     #[serde(deserialize_with = "de::count")]
     pub max_lanes: usize,
+    /// Largest body of one batch (`batch` option): a batch that would pass
+    /// it is sent earlier, so a receiver's body limit is never met.
+    #[serde(deserialize_with = "de::count")]
+    pub max_batch_bytes: usize,
 }
 
 /// `api.*`: the control plane's listener, tokens, keys and limits.
@@ -418,6 +422,7 @@ impl Default for DeliverySettings {
             max_inflight_per_subscription: 32,
             response_excerpt_bytes: 1024,
             max_lanes: 64,
+            max_batch_bytes: 1 << 20,
         }
     }
 }

@@ -114,6 +114,12 @@ impl TaskConsumers {
 
     /// Consumes `source`, spawning one send per message that holds a slot.
     pub async fn consume(&self, source: Source) -> Result<Ended, AmqpError> {
+        if let Origin::Endpoint(rule) = &source.origin {
+            if let Some(batching) = rule.batch {
+                let rule = rule.clone();
+                return crate::batches::consume(self, source, rule, batching).await;
+            }
+        }
         let channel = self.connection.create_channel().await?;
         // Prefetch is twice the slots this consumer may use: every slot
         // busy, plus room for tasks waiting in a busy subscription's short
@@ -187,12 +193,7 @@ impl TaskConsumers {
             let _ = settle.send(Settle::Started(delivery_tag));
             self.inflight.spawn(async move {
                 let disposition = handler
-                    .handle(
-                        &delivery.data,
-                        delivery.properties.headers().as_ref(),
-                        &slots,
-                        &origin,
-                    )
+                    .handle(&delivery.data, &delivery.properties, &slots, &origin)
                     .await;
                 let _ = settle.send(Settle::Finished(delivery_tag, disposition));
             });

@@ -17,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use hookline_amqp::{declare_endpoint_queue, protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::QueueType;
-use hookline_proto::{ChangeKind, DeliveryTask, EndpointPolicy, Message, SubscriptionChanged};
+use hookline_proto::{
+    ChangeKind, DeliveryBatch, DeliveryTask, EndpointPolicy, Message, SubscriptionChanged,
+};
 use lapin::Connection;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use crate::batches::{batch_properties, BatchRule};
 
 /// A removed policy is remembered this long, past the control log's age
 /// (7 days), so re-reading the log cannot bring an older policy back.
@@ -165,6 +169,8 @@ pub fn permit_hold(response_status: Option<u16>, retry_after: Option<Duration>) 
 pub struct EndpointRule {
     /// Paces the sends; `None` without a rate limit.
     pub pacer: Option<RatePacer>,
+    /// Groups the events into batched requests; `None` without `batch`.
+    pub batch: Option<BatchRule>,
 }
 
 impl EndpointRule {
@@ -174,14 +180,18 @@ impl EndpointRule {
         let pacer = policy
             .filter(|p| p.rate_per_second > 0)
             .map(|p| RatePacer::new(p.rate_per_second));
-        Self { pacer }
+        let batch = policy.and_then(|p| BatchRule::of(&p));
+        Self { pacer, batch }
     }
 
-    /// The prefetch of its consumer: one at a time for FIFO (the broker
-    /// hands over the next only when the head is settled), one window's
-    /// worth for a rate, and a few for a queue draining.
+    /// The prefetch of its consumer: one batch's worth when batching (its
+    /// batches are sent one after the other, so FIFO holds), one at a time
+    /// for FIFO (the broker hands over the next only when the head is
+    /// settled), one window's worth for a rate, and a few for a queue
+    /// draining.
     pub fn prefetch(policy: Option<EndpointPolicy>) -> usize {
         match policy {
+            Some(p) if p.batches() => BatchRule::of(&p).map_or(1, |rule| rule.max_events),
             Some(p) if p.fifo => 1,
             Some(p) if p.rate_per_second > 0 => (p.rate_per_second as usize).clamp(1, 64),
             _ => 8,
@@ -232,6 +242,24 @@ impl Router {
         }
         Ok(())
     }
+
+    /// Moves a retried batch to the tail of its endpoint queue, whole, so
+    /// its subscription's policy paces it; Ok once confirmed.
+    pub async fn route_batch(&self, batch: &DeliveryBatch) -> Result<(), AmqpError> {
+        let Some(first) = batch.tasks.first() else {
+            return Ok(());
+        };
+        let queue =
+            declare_endpoint_queue(&self.connection, self.queue_type, &first.subscription_id)
+                .await?;
+        self.publisher
+            .publish_confirmed("", &queue, &batch.encode_to_vec(), batch_properties())
+            .await?;
+        if self.policies.noticed(first) {
+            let _ = self.wake.send(first.subscription_id.clone());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +283,8 @@ mod tests {
     const FIFO: EndpointPolicy = EndpointPolicy {
         fifo: true,
         rate_per_second: 0,
+        batch_max_events: 0,
+        batch_max_wait_ms: 0,
     };
 
     #[test]

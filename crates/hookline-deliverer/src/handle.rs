@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use hookline_amqp::names::{wait_queue, DEAD_QUEUE, ERROR_HEADER, OUTCOMES_EXCHANGE};
+use hookline_amqp::names::{wait_queue, OUTCOMES_EXCHANGE};
 use hookline_amqp::{protobuf_properties, AmqpError, ConfirmedPublisher};
 use hookline_config::format_duration;
-use hookline_model::retry::{Classification, RetryPolicy, StatusClass};
+use hookline_model::retry::{Classification, RetryPolicy};
 use hookline_model::trace::TraceParent;
-use hookline_proto::{AttemptStatus, DeadLetter, DeliveryTask, Message, SCHEMA_VERSION};
+use hookline_proto::{AttemptRecord, AttemptStatus, DeliveryTask, Message, SCHEMA_VERSION};
 use hookline_runtime::telemetry::continue_trace;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -49,6 +49,8 @@ pub struct Handler {
     pub endpoints: crate::endpoints::Router,
     /// `/readyz`: turns red while tasks arrive that no key opens.
     pub readiness: hookline_runtime::Readiness,
+    /// `delivery.max_batch_bytes`: a batch body never grows past it.
+    pub max_batch_bytes: usize,
     /// Cancelled on shutdown: a task that has not started sending by then
     /// goes back to the queue for another deliverer.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -94,16 +96,7 @@ enum After {
 pub const FIFO_MAX_HOLD: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The readiness entry for "tasks arriving can be opened with our keys".
-const KEYS: &str = "sealing_keys";
-
-fn error_headers(reason: &str) -> FieldTable {
-    let mut headers = FieldTable::default();
-    headers.insert(
-        ERROR_HEADER.into(),
-        AMQPValue::LongString(reason.to_string().into()),
-    );
-    headers
-}
+pub(crate) const KEYS: &str = "sealing_keys";
 
 impl Handler {
     /// Handles one raw message from a deliveries queue, taken from `origin`:
@@ -112,54 +105,19 @@ impl Handler {
     pub async fn handle(
         &self,
         payload: &[u8],
-        headers: Option<&FieldTable>,
+        properties: &BasicProperties,
         slots: &Slots,
         origin: &Origin,
     ) -> Disposition {
-        let mut task = match DeliveryTask::decode(payload) {
-            Ok(task) if task.schema_version == SCHEMA_VERSION => task,
-            Ok(task) => {
-                return self
-                    .park_raw(
-                        payload,
-                        &format!("unsupported schema_version {}", task.schema_version),
-                    )
-                    .await
-            }
-            Err(e) => {
-                return self
-                    .park_raw(payload, &format!("not a DeliveryTask: {e}"))
-                    .await
-            }
+        let headers = properties.headers().as_ref();
+        if crate::batches::is_batch(properties) {
+            return crate::batches::retried(self, payload, headers, slots, origin).await;
+        }
+        let mut task = match self.admit(payload, headers).await {
+            Ok(task) => task,
+            Err(disposition) => return disposition,
         };
-        if let Some(count) = hookline_amqp::redelivered_too_often(headers) {
-            let error = format!(
-                "delivered {count} times without being acked (deliverers crashed on it or gave it \
-                 back); parked before the broker's delivery limit of {}",
-                hookline_amqp::DELIVERY_LIMIT
-            );
-            let result = SendResult {
-                classification: Classification::Redelivered,
-                status_class: StatusClass::Connect,
-                response_status: None,
-                duration: std::time::Duration::ZERO,
-                error: Some(error),
-                retry_after: None,
-                answer: Vec::new(),
-            };
-            return match self.after_send(&task, &result, None, false).await {
-                Ok(_) => Disposition::Ack,
-                Err(_) => Disposition::Requeue,
-            };
-        }
-        // A test send or a verification challenge is built by the api from
-        // the row as it is now (an unverified subscription is announced as
-        // disabled, yet its challenge must go out), and is sent at once:
-        // never queued behind the subscription's events, nor paced.
         let immediate = task.test || !task.challenge_token.is_empty();
-        if !immediate && self.superseded(&mut task) {
-            return Disposition::Ack;
-        }
         let rule = match origin {
             Origin::Endpoint(rule) => Some(rule.clone()),
             _ if !immediate && task.active_policy().is_some() => {
@@ -217,10 +175,53 @@ impl Handler {
         }
     }
 
+    /// Decodes a task and settles at once what must not be sent: an
+    /// undecodable message or a task redelivered too often is parked, a
+    /// task of a subscription deleted since is dropped. `Err` is what to do
+    /// with the message; `Ok` is the task to send, re-shaped if need be.
+    pub(crate) async fn admit(
+        &self,
+        payload: &[u8],
+        headers: Option<&FieldTable>,
+    ) -> Result<DeliveryTask, Disposition> {
+        let mut task = match DeliveryTask::decode(payload) {
+            Ok(task) if task.schema_version == SCHEMA_VERSION => task,
+            Ok(task) => {
+                return Err(self
+                    .park_raw(
+                        payload,
+                        &format!("unsupported schema_version {}", task.schema_version),
+                    )
+                    .await)
+            }
+            Err(e) => {
+                return Err(self
+                    .park_raw(payload, &format!("not a DeliveryTask: {e}"))
+                    .await)
+            }
+        };
+        if let Some(count) = hookline_amqp::redelivered_too_often(headers) {
+            let result = crate::outcome::redelivered(count);
+            return Err(match self.after_send(&task, &result, None, false).await {
+                Ok(_) => Disposition::Ack,
+                Err(_) => Disposition::Requeue,
+            });
+        }
+        // A test send or a verification challenge is built by the api from
+        // the row as it is now (an unverified subscription is announced as
+        // disabled, yet its challenge must go out), and is sent at once:
+        // never queued behind the subscription's events, nor paced.
+        let immediate = task.test || !task.challenge_token.is_empty();
+        if !immediate && self.superseded(&mut task) {
+            return Err(Disposition::Ack);
+        }
+        Ok(task)
+    }
+
     /// Applies the newest known change of the task's subscription: true when
     /// the subscription was deleted or disabled since (drop the task), else
     /// the task is re-shaped to it if need be.
-    fn superseded(&self, task: &mut DeliveryTask) -> bool {
+    pub(crate) fn superseded(&self, task: &mut DeliveryTask) -> bool {
         match self.revisions.check(task) {
             Verdict::Drop => {
                 self.metrics
@@ -246,7 +247,7 @@ impl Handler {
     /// is free: the result, the attempt's trace and span. `Err` is what to
     /// do with the message instead (moved to the slow lane, or requeued at
     /// shutdown).
-    async fn send_once(
+    pub(crate) async fn send_once(
         &self,
         task: &DeliveryTask,
         slots: &Slots,
@@ -259,6 +260,9 @@ impl Handler {
         };
         let ticket = match admission {
             Admission::Admitted(ticket) => ticket,
+            // Only a closed gate refuses a patient task: it stays where it
+            // is (its own queue keeps its order and its policy).
+            Admission::Defer if patient => return Err(Disposition::Requeue),
             Admission::Defer if self.lanes.has_room(&task.subscription_id) => {
                 return Err(self.defer(task).await)
             }
@@ -338,44 +342,6 @@ impl Handler {
         }
     }
 
-    /// Parks the task as a dead letter, without its credentials: a replay
-    /// takes the subscription's current ones, so the dead queue and the
-    /// `dead_letters` table never hold a secret, sealed or not.
-    async fn park_dead(
-        &self,
-        task: &DeliveryTask,
-        result: &SendResult,
-        now: chrono::DateTime<Utc>,
-    ) -> Result<(), AmqpError> {
-        let mut parked = task.clone();
-        hookline_send::credentials::strip(&mut parked);
-        let dead = DeadLetter {
-            schema_version: SCHEMA_VERSION,
-            task: Some(parked),
-            attempts: task.attempt,
-            last_response_status: result.response_status.map(u32::from).unwrap_or(0),
-            last_error: result.error.clone().unwrap_or_default(),
-            dead_at_ms: now.timestamp_millis(),
-        };
-        self.publisher
-            .publish_confirmed("", DEAD_QUEUE, &dead.encode_to_vec(), protobuf_properties())
-            .await
-    }
-
-    /// Parks a message that cannot be decoded, never looping on it.
-    async fn park_raw(&self, payload: &[u8], reason: &str) -> Disposition {
-        tracing::error!(reason, "parking an undecodable delivery task");
-        let properties = protobuf_properties().with_headers(error_headers(reason));
-        match self
-            .publisher
-            .publish_confirmed("", DEAD_QUEUE, payload, properties)
-            .await
-        {
-            Ok(()) => Disposition::Ack,
-            Err(_) => Disposition::Requeue,
-        }
-    }
-
     /// The next hop for this attempt, then its history record. Returning Ok
     /// means every publish was confirmed: this is where at-least-once is
     /// decided, since the caller acks the task only then. `trace` is the
@@ -441,6 +407,31 @@ impl Handler {
             NextHop::Park => self.park_dead(task, result, now).await?,
         }
         let status = hop.status();
+        let mut record = attempt_record(task, result, status, now);
+        record.traceparent = trace.map(|t| t.to_string()).unwrap_or_default();
+        record.challenge_echoed = echoed;
+        if challenge && !echoed && result.classification == Classification::Succeeded {
+            record.error = format!(
+                "the endpoint answered {} without the verification token; answer with the token as \
+                 plain text or as {{\"token\": \"…\"}}",
+                result.response_status.unwrap_or(200)
+            );
+        }
+        self.report(task, result, status, record).await?;
+        Ok(after)
+    }
+
+    /// The metrics, log line, outcome broadcast and history record of one
+    /// attempt of `task` that ended as `status`: Ok once the broadcast and
+    /// the record are confirmed.
+    pub(crate) async fn report(
+        &self,
+        task: &DeliveryTask,
+        result: &SendResult,
+        status: AttemptStatus,
+        record: AttemptRecord,
+    ) -> Result<(), AmqpError> {
+        let span = tracing::Span::current();
         if result.classification != Classification::Unsendable {
             self.readiness.set(KEYS, true);
         }
@@ -469,16 +460,6 @@ impl Handler {
             duration_ms = result.duration.as_millis() as u64,
             "delivery attempt finished"
         );
-        let mut record = attempt_record(task, result, status, now);
-        record.traceparent = trace.map(|t| t.to_string()).unwrap_or_default();
-        record.challenge_echoed = echoed;
-        if challenge && !echoed && result.classification == Classification::Succeeded {
-            record.error = format!(
-                "the endpoint answered {} without the verification token; answer with the token as \
-                 plain text or as {{\"token\": \"…\"}}",
-                result.response_status.unwrap_or(200)
-            );
-        }
         if status != AttemptStatus::Succeeded || self.publish_successes {
             let body = serde_json::to_vec(&attempt_view(&record)).unwrap_or_default();
             let key = format!("{outcome}.{}", task.event_type);
@@ -490,7 +471,6 @@ impl Handler {
                 .confirmed()
                 .await?;
         }
-        self.records.record(record).await?;
-        Ok(after)
+        self.records.record(record).await
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod attempts;
+pub mod batches;
 pub mod config;
 pub mod consume;
 pub mod control;
@@ -14,6 +15,7 @@ pub mod lane_supervisor;
 pub mod lanes;
 pub mod metrics;
 pub mod outcome;
+pub mod park;
 pub mod revisions;
 pub mod session;
 

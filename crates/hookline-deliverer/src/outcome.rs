@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hookline_model::retry::{Classification, RetryPolicy, Step};
+use hookline_model::retry::{Classification, RetryPolicy, StatusClass, Step};
 use hookline_proto::AttemptStatus;
 use hookline_send::SendResult;
 
@@ -67,6 +67,24 @@ pub fn decide_challenge(result: &SendResult, echoed: bool) -> NextHop {
         Classification::Succeeded if echoed => NextHop::Delivered,
         Classification::Gone => NextHop::Gone,
         _ => NextHop::Unanswered,
+    }
+}
+
+/// The result that parks a message delivered `count` times without an
+/// ack (a task, or each event of a batch) instead of sending it again.
+pub fn redelivered(count: i64) -> SendResult {
+    SendResult {
+        classification: Classification::Redelivered,
+        status_class: StatusClass::Connect,
+        response_status: None,
+        duration: Duration::ZERO,
+        error: Some(format!(
+            "delivered {count} times without being acked (deliverers crashed on it or gave it \
+             back); parked before the broker's delivery limit of {}",
+            hookline_amqp::DELIVERY_LIMIT
+        )),
+        retry_after: None,
+        answer: Vec::new(),
     }
 }
 

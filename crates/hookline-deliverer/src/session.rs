@@ -90,6 +90,7 @@ pub async fn session(
             policy_changed.clone(),
         ),
         publisher: publisher.clone(),
+        max_batch_bytes: config.delivery.max_batch_bytes,
         revisions: revisions.clone(),
         readiness: readiness.clone(),
         shutdown: token.clone(),

@@ -294,6 +294,8 @@ async fn fan_out(
     let mut pending = Vec::with_capacity(targets.len());
     let to_lane = routes.lanes.routed(targets.iter().map(|t| t.id.as_str()));
     let to_lanes = to_lane.iter().filter(|routed| **routed).count() as u64;
+    // A batch's max_wait counts from here, whichever deliverer collects it.
+    let matched_at_ms = chrono::Utc::now().timestamp_millis();
     for (target, to_lane) in targets.into_iter().zip(to_lane) {
         let mut task = DeliveryTask {
             schema_version: SCHEMA_VERSION,
@@ -304,6 +306,7 @@ async fn fan_out(
             occurred_at_ms: event.occurred_at.timestamp_millis(),
             subscription_id: target.id.clone(),
             attempt: 1,
+            matched_at_ms,
             ..DeliveryTask::default()
         };
         // The one way a task takes its subscription's shape (test sends,

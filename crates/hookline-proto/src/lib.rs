@@ -16,6 +16,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 pub use prost::Message;
 
+/// The AMQP `type` of a [`DeliveryBatch`] on the deliveries queues, which
+/// otherwise carry bare [`DeliveryTask`]s.
+pub const DELIVERY_BATCH_TYPE: &str = "hookline.v1.DeliveryBatch";
+
 impl DeliveryTask {
     /// Points the task at its subscription as of `revision`: URL, scheme
     /// and sealed credentials. Used for replays and by a deliverer holding
@@ -42,7 +46,12 @@ impl EndpointPolicy {
     /// Whether the policy asks for anything; an all-zero one is no policy
     /// (the subscription uses the shared queues).
     pub fn is_active(&self) -> bool {
-        self.fifo || self.rate_per_second > 0
+        self.fifo || self.rate_per_second > 0 || self.batch_max_events > 0
+    }
+
+    /// Whether events are sent in batches.
+    pub fn batches(&self) -> bool {
+        self.batch_max_events > 0
     }
 }
 

@@ -20,7 +20,7 @@ mod validator_proptests;
 pub use filter::{Filter, FilterError, FilterInput, FilterSyntaxError, FIELDS};
 pub use form::{flatten, form_body};
 pub use options::{
-    BodyFormat, BodyOption, DeliveryOptions, Method, Ordering, RateLimit, Verification,
+    BatchOption, BodyFormat, BodyOption, DeliveryOptions, Method, Ordering, RateLimit, Verification,
 };
 pub use plan::{with_query, DeliveryPlan, OptionError, Request};
 pub use template::{BodyTemplate, Format, Limits, RenderError, Rendered, TemplateError};

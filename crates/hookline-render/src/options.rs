@@ -105,6 +105,9 @@ pub struct DeliveryOptions {
     /// `rate_limit`; absent means as fast as the endpoint answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// `batch`; absent means one request per event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchOption>,
     /// Options of later versions, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -157,11 +160,31 @@ impl RateLimit {
     pub const MAX_PER_SECOND: u32 = 10_000;
 }
 
+/// The `batch` option: many events in one request, for receivers that
+/// would rather take fewer, larger requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchOption {
+    /// Events per request, at most.
+    pub max_events: u32,
+    /// How long the first event of a batch waits for company, as the
+    /// tenant wrote it (`"2s"`); checked by the api.
+    pub max_wait: String,
+}
+
+impl BatchOption {
+    /// The most events one batch may hold.
+    pub const MAX_EVENTS: u32 = 1_000;
+    /// The longest `max_wait`: past it a receiver waits for events that
+    /// are long due.
+    pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+}
+
 impl DeliveryOptions {
     /// Whether this subscription's tasks wait in a queue of their own
-    /// (`ordering: "fifo"` or a `rate_limit`).
+    /// (`ordering: "fifo"`, a `rate_limit` or a `batch`).
     pub fn has_endpoint_policy(&self) -> bool {
-        self.ordering == Some(Ordering::Fifo) || self.rate_limit.is_some()
+        self.ordering == Some(Ordering::Fifo) || self.rate_limit.is_some() || self.batch.is_some()
     }
 
     /// Whether this subscription waits for a challenge to be answered.

@@ -3,6 +3,7 @@
 //! guard, classify the answer, and describe the attempt for the history.
 //! No AMQP and no database here: the callers decide what happens next.
 
+pub mod batch;
 pub mod credentials;
 pub mod record;
 pub mod request;

@@ -33,6 +33,7 @@ pub fn attempt_record(
         traceparent: String::new(),
         challenge: !task.challenge_token.is_empty(),
         challenge_echoed: false,
+        batch_id: String::new(),
     }
 }
 
@@ -72,6 +73,10 @@ pub struct AttemptView {
     pub duration_ms: u32,
     /// What went wrong, in a line; null on success.
     pub error: Option<String>,
+    /// The `webhook-id` of the batch that carried this event (`batch`
+    /// option); absent when the event was sent alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 /// The contract's attempt JSON of `record`.
@@ -90,5 +95,6 @@ pub fn attempt_view(record: &AttemptRecord) -> AttemptView {
         response_status: (record.response_status != 0).then_some(record.response_status),
         duration_ms: record.duration_ms,
         error: (!record.error.is_empty()).then(|| record.error.clone()),
+        batch_id: (!record.batch_id.is_empty()).then(|| record.batch_id.clone()),
     }
 }

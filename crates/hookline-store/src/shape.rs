@@ -109,6 +109,13 @@ pub fn endpoint_policy(options: &DeliveryOptions) -> Option<EndpointPolicy> {
     let policy = EndpointPolicy {
         fifo: options.ordering == Some(Ordering::Fifo),
         rate_per_second: options.rate_limit.map_or(0, |r| r.per_second),
+        batch_max_events: options.batch.as_ref().map_or(0, |b| b.max_events),
+        batch_max_wait_ms: options.batch.as_ref().map_or(0, |b| {
+            // Validated by the api; a damaged value waits the longest.
+            let wait = hookline_config::parse_duration(&b.max_wait)
+                .unwrap_or(hookline_render::BatchOption::MAX_WAIT);
+            wait.as_millis().min(u32::MAX as u128) as u32
+        }),
     };
     policy.is_active().then_some(policy)
 }

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use hookline_render::{
-    BodyOption, DeliveryOptions, DeliveryPlan, Limits, Method, Ordering, RateLimit, Verification,
+    BatchOption, BodyFormat, BodyOption, DeliveryOptions, DeliveryPlan, Limits, Method, Ordering,
+    RateLimit, Verification,
 };
 use hookline_signature::{Secret, SignatureScheme};
 use serde_json::{Map, Value};
@@ -117,34 +118,27 @@ fn rate_limit(value: &Value) -> Result<Option<RateLimit>, ApiError> {
     Ok(Some(limit))
 }
 
-/// The longest `batch.max_wait`.
-const MAX_BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// `batch`: checked field by field so a wrong value names its field, then
-/// refused as a whole, since this version does not batch yet (accepting it
-/// would send each event alone while the tenant believes otherwise).
-fn batch(value: &Value) -> Result<(), ApiError> {
+/// `batch`, checked field by field so a wrong value names its field;
+/// `"none"` removes it.
+fn batch(value: &Value) -> Result<Option<BatchOption>, ApiError> {
     if value.as_str() == Some("none") {
-        return Ok(());
+        return Ok(None);
     }
     let invalid = |message: &str| ApiError::invalid("invalid_batch", message.to_string());
     let object = value
         .as_object()
         .ok_or_else(|| invalid("batch must be {\"max_events\": 1…1000, \"max_wait\": \"…\"}"))?;
-    match object.get("max_events").and_then(Value::as_u64) {
-        Some(1..=1000) => {}
+    let max_events = match object.get("max_events").and_then(Value::as_u64) {
+        Some(n @ 1..=1000) => n as u32,
         _ => {
             return Err(invalid(
                 "batch.max_events must be an integer from 1 to 1000",
             ))
         }
-    }
-    let wait = object
-        .get("max_wait")
-        .and_then(Value::as_str)
-        .map(hookline_config::parse_duration);
-    match wait {
-        Some(Ok(wait)) if !wait.is_zero() && wait <= MAX_BATCH_WAIT => {}
+    };
+    let max_wait = object.get("max_wait").and_then(Value::as_str);
+    match max_wait.map(hookline_config::parse_duration) {
+        Some(Ok(wait)) if !wait.is_zero() && wait <= BatchOption::MAX_WAIT => {}
         _ => {
             return Err(invalid(
                 "batch.max_wait must be a duration above 0 and up to 60s (\"500ms\", \"2s\")",
@@ -157,11 +151,10 @@ fn batch(value: &Value) -> Result<(), ApiError> {
     {
         return Err(invalid(&format!("batch.{other} is not a batch option")));
     }
-    Err(ApiError::invalid(
-        "batch_unavailable",
-        "batch: batched delivery is not available in this version yet (ordering and rate_limit \
-         are); the subscription was not changed",
-    ))
+    Ok(Some(BatchOption {
+        max_events,
+        max_wait: max_wait.unwrap_or_default().to_string(),
+    }))
 }
 
 /// The body's value for `key`, treating `null` as absent.
@@ -358,7 +351,22 @@ impl Draft {
             self.options.rate_limit = rate_limit(value)?;
         }
         if let Some(value) = field(body, "batch") {
-            batch(value)?;
+            self.options.batch = batch(value)?;
+        }
+        // A batch body is a JSON array of the events' bodies: a form body
+        // or a GET has no place for it.
+        let json_body = self
+            .options
+            .body
+            .as_ref()
+            .is_none_or(|b| b.format == BodyFormat::Json);
+        if self.options.batch.is_some() && (!json_body || self.options.method == Some(Method::Get))
+        {
+            return Err(ApiError::invalid(
+                "invalid_batch",
+                "batch needs a JSON body sent with a body-carrying method: it cannot be combined \
+                 with body.format \"form\" or method GET",
+            ));
         }
         DeliveryPlan::compile(&self.options, Limits::default())
             .map(drop)

@@ -58,7 +58,7 @@ pub(super) fn refresh(
 /// The delivery `event` would make to `row` as attempt 1, built by the
 /// rules fanout follows (the standard body, then the subscription's plan),
 /// and whether the subscription's filter admits it. `test` marks the body
-/// `"test": true`.
+/// `"test": true`. A batching subscription gets it as a batch of one.
 pub(super) fn event_task(
     row: &SubscriptionRow,
     event: Event,
@@ -84,6 +84,14 @@ pub(super) fn event_task(
         ..DeliveryTask::default()
     };
     hookline_store::apply_plan(&mut task, Some(&plan), &body, &standard);
+    if row
+        .options
+        .get("batch")
+        .is_some_and(|batch| !batch.is_null())
+        && task.render_error.is_empty()
+    {
+        hookline_send::batch::alone(&mut task);
+    }
     refresh(&mut task, row, keyring, now)?;
     Ok((task, admitted))
 }

@@ -62,6 +62,10 @@ pub(crate) struct SubscriptionView {
     /// `{"per_second": n}`, or null for no limit.
     #[schema(value_type = Option<Object>, example = json!({"per_second": 20}))]
     rate_limit: Option<Value>,
+    /// `{"max_events": n, "max_wait": "2s"}`, or null: one request per
+    /// event.
+    #[schema(value_type = Option<Object>, example = json!({"max_events": 50, "max_wait": "2s"}))]
+    batch: Option<Value>,
     /// RFC 3339 UTC with milliseconds.
     created_at: String,
     /// RFC 3339 UTC with milliseconds.
@@ -110,6 +114,9 @@ pub(super) fn subscription(
         rate_limit: options
             .rate_limit
             .map(|limit| serde_json::json!({"per_second": limit.per_second})),
+        batch: options
+            .batch
+            .map(|b| serde_json::json!({"max_events": b.max_events, "max_wait": b.max_wait})),
         filter: options.filter,
         created_at: timestamp(row.created_at),
         updated_at: timestamp(row.updated_at),

@@ -47,7 +47,7 @@ fn int(value: u32) -> i32 {
 }
 
 /// The records as one array per column, for `UNNEST`: one statement and
-/// thirteen parameters however many records a batch holds.
+/// fourteen parameters however many records a batch holds.
 #[derive(Default)]
 struct Columns {
     id: Vec<String>,
@@ -63,6 +63,7 @@ struct Columns {
     duration_ms: Vec<i32>,
     error: Vec<Option<String>>,
     test: Vec<bool>,
+    batch_id: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -84,6 +85,8 @@ impl Columns {
             c.error
                 .push((!r.error.is_empty()).then(|| clean(&r.error, MAX_ERROR_CHARS)));
             c.test.push(r.test);
+            c.batch_id
+                .push((!r.batch_id.is_empty()).then(|| clean(&r.batch_id, 128)));
         }
         c
     }
@@ -118,9 +121,10 @@ pub(crate) async fn write(
     let c = Columns::of(records);
     let inserted = sqlx::query(
         "INSERT INTO attempts (id, tenant, subscription_id, delivery_id, event_id, event_type, attempt, at, \
-             status, response_status, duration_ms, error, test) \
+             status, response_status, duration_ms, error, test, batch_id) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::int4[], $8::timestamptz[], $9::text[], $10::int4[], $11::int4[], $12::text[], $13::bool[]) \
+             $7::int4[], $8::timestamptz[], $9::text[], $10::int4[], $11::int4[], $12::text[], $13::bool[], \
+             $14::text[]) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(&c.id)
@@ -136,6 +140,7 @@ pub(crate) async fn write(
     .bind(&c.duration_ms)
     .bind(&c.error)
     .bind(&c.test)
+    .bind(&c.batch_id)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -228,6 +233,9 @@ fn read(row: &PgRow) -> Result<AttemptRecord, sqlx::Error> {
         traceparent: String::new(),
         challenge: false,
         challenge_echoed: false,
+        batch_id: row
+            .try_get::<Option<String>, _>("batch_id")?
+            .unwrap_or_default(),
     })
 }
 
@@ -243,7 +251,7 @@ pub(crate) async fn list(
     let (before_at, before_id) = page.after_key();
     let rows = sqlx::query(
         "SELECT id, delivery_id, tenant, event_id, event_type, subscription_id, attempt, at, status, \
-             response_status, duration_ms, error, test \
+             response_status, duration_ms, error, test, batch_id \
          FROM attempts WHERE subscription_id = $1 AND tenant = $2 \
              AND ($3::text IS NULL OR status = $3) \
              AND ($4::timestamptz IS NULL OR (at, id) < ($4, $5)) \

@@ -163,13 +163,13 @@ pub(crate) async fn delete(
 }
 
 /// Every subscription with an endpoint policy (`ordering: "fifo"` or a
-/// `rate_limit`), for the daily roll call (`crate::policies`).
+/// `rate_limit` or `batch`), for the daily roll call (`crate::policies`).
 pub(crate) async fn with_endpoint_policy(
     pool: &PgPool,
 ) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM subscriptions \
-         WHERE options ? 'rate_limit' OR options->>'ordering' = 'fifo'"
+         WHERE options ? 'rate_limit' OR options ? 'batch' OR options->>'ordering' = 'fifo'"
     );
     let rows = sqlx::query(&sql).fetch_all(pool).await?;
     rows.iter().map(read).collect()
