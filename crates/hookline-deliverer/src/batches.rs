@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::consume::{Ended, Origin, Source, TaskConsumers};
-use crate::endpoints::{permit_hold, release_after, EndpointRule};
+use crate::endpoints::EndpointRule;
 use crate::handle::{Disposition, Handler, Slots, FIFO_MAX_HOLD};
 use crate::outcome::{decide, NextHop};
 
@@ -397,24 +397,11 @@ async fn send_batch(
     rule: Option<&EndpointRule>,
 ) -> Disposition {
     loop {
-        let permit = match rule.and_then(|r| r.pacer.as_ref()) {
-            Some(pacer) => tokio::select! {
-                permit = pacer.acquire() => Some(permit),
-                _ = handler.shutdown.cancelled() => return Disposition::Requeue,
-            },
-            None => None,
-        };
         let request = request_of(&batch);
-        let (result, trace, span) = match handler.send_once(&request, slots, true).await {
+        let (result, trace, span) = match handler.paced_send(&request, slots, true, rule).await {
             Ok(sent) => sent,
             Err(disposition) => return disposition,
         };
-        if let Some(permit) = permit {
-            release_after(
-                permit,
-                permit_hold(result.response_status, result.retry_after),
-            );
-        }
         let fifo = rule.is_some()
             && batch
                 .tasks

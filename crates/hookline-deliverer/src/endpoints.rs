@@ -231,16 +231,8 @@ impl Router {
     /// Declared every time: this happens for retries and replays only, and
     /// a queue deleted meanwhile must not swallow the task.
     pub async fn route(&self, task: &DeliveryTask) -> Result<(), AmqpError> {
-        let queue =
-            declare_endpoint_queue(&self.connection, self.queue_type, &task.subscription_id)
-                .await?;
-        self.publisher
-            .publish_confirmed("", &queue, &task.encode_to_vec(), protobuf_properties())
-            .await?;
-        if self.policies.noticed(task) {
-            let _ = self.wake.send(task.subscription_id.clone());
-        }
-        Ok(())
+        self.publish(task, &task.encode_to_vec(), protobuf_properties())
+            .await
     }
 
     /// Moves a retried batch to the tail of its endpoint queue, whole, so
@@ -249,14 +241,26 @@ impl Router {
         let Some(first) = batch.tasks.first() else {
             return Ok(());
         };
+        self.publish(first, &batch.encode_to_vec(), batch_properties())
+            .await
+    }
+
+    /// Publishes `payload` into the endpoint queue of `task`'s subscription,
+    /// and wakes the supervisor if `task` tells of a policy it did not know.
+    async fn publish(
+        &self,
+        task: &DeliveryTask,
+        payload: &[u8],
+        properties: lapin::BasicProperties,
+    ) -> Result<(), AmqpError> {
         let queue =
-            declare_endpoint_queue(&self.connection, self.queue_type, &first.subscription_id)
+            declare_endpoint_queue(&self.connection, self.queue_type, &task.subscription_id)
                 .await?;
         self.publisher
-            .publish_confirmed("", &queue, &batch.encode_to_vec(), batch_properties())
+            .publish_confirmed("", &queue, payload, properties)
             .await?;
-        if self.policies.noticed(first) {
-            let _ = self.wake.send(first.subscription_id.clone());
+        if self.policies.noticed(task) {
+            let _ = self.wake.send(task.subscription_id.clone());
         }
         Ok(())
     }

@@ -127,26 +127,13 @@ impl Handler {
         };
         let patient = !matches!(origin, Origin::Shared);
         loop {
-            // The rate's wait comes first and holds no worker slot; the
-            // rest of the queue waits in the broker (prefetch is one
-            // window's worth).
-            let permit = match rule.as_ref().and_then(|r| r.pacer.as_ref()) {
-                Some(pacer) => tokio::select! {
-                    permit = pacer.acquire() => Some(permit),
-                    _ = self.shutdown.cancelled() => return Disposition::Requeue,
-                },
-                None => None,
-            };
-            let (result, trace, span) = match self.send_once(&task, slots, patient).await {
+            let (result, trace, span) = match self
+                .paced_send(&task, slots, patient, rule.as_deref())
+                .await
+            {
                 Ok(sent) => sent,
                 Err(disposition) => return disposition,
             };
-            if let Some(permit) = permit {
-                release_after(
-                    permit,
-                    permit_hold(result.response_status, result.retry_after),
-                );
-            }
             // A FIFO head that fails keeps its place: retried here, unacked,
             // so the broker hands over nothing behind it meanwhile.
             let in_place = rule.is_some() && task.active_policy().is_some_and(|p| p.fifo);
@@ -241,6 +228,34 @@ impl Handler {
             }
             Verdict::Current => false,
         }
+    }
+
+    /// [`Self::send_once`] under `rule`'s rate: the permit is waited for
+    /// first, holding no worker slot (the rest of the queue waits in the
+    /// broker, prefetch being one window's worth), and handed back after
+    /// the send as [`permit_hold`] says.
+    pub(crate) async fn paced_send(
+        &self,
+        task: &DeliveryTask,
+        slots: &Slots,
+        patient: bool,
+        rule: Option<&crate::endpoints::EndpointRule>,
+    ) -> Result<(SendResult, TraceParent, tracing::Span), Disposition> {
+        let permit = match rule.and_then(|r| r.pacer.as_ref()) {
+            Some(pacer) => tokio::select! {
+                permit = pacer.acquire() => Some(permit),
+                _ = self.shutdown.cancelled() => return Err(Disposition::Requeue),
+            },
+            None => None,
+        };
+        let sent = self.send_once(task, slots, patient).await?;
+        if let Some(permit) = permit {
+            release_after(
+                permit,
+                permit_hold(sent.0.response_status, sent.0.retry_after),
+            );
+        }
+        Ok(sent)
     }
 
     /// One send of `task` once its subscription admits it and a worker slot
